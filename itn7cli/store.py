@@ -1,0 +1,416 @@
+"""The local database: its shape, declared once, and the functions that save and read it.
+
+Knows nothing of HTTP: it takes the JSON the API returned and writes rows. Every page
+of dossiers is written in one transaction together with the checkpoint describing it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .errors import StoreError
+
+migrations = Migrations("itn7")
+
+# Bookkeeping columns: they say when and by which run a row was written, not what DS holds.
+BOOKKEEPING = {"synced_at", "seen_run"}
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE demarches (
+            number INTEGER PRIMARY KEY, key TEXT, id TEXT, title TEXT, state TEXT,
+            date_creation TEXT, active_revision_id TEXT, synced_at TEXT
+        );
+        CREATE TABLE revisions (
+            id TEXT PRIMARY KEY, demarche_number INTEGER REFERENCES demarches(number),
+            date_creation TEXT, date_publication TEXT, is_active INTEGER
+        );
+        CREATE TABLE champ_descriptors (
+            revision_id TEXT REFERENCES revisions(id), id TEXT, kind TEXT, parent_id TEXT,
+            position INTEGER, type TEXT, label TEXT, description TEXT, required INTEGER,
+            options TEXT, PRIMARY KEY (revision_id, id)
+        );
+        CREATE TABLE groupes_instructeurs (
+            id TEXT PRIMARY KEY, demarche_number INTEGER REFERENCES demarches(number),
+            number INTEGER, label TEXT, closed INTEGER
+        );
+        CREATE TABLE instructeurs (id TEXT PRIMARY KEY, email TEXT);
+        CREATE TABLE groupe_instructeurs (
+            groupe_id TEXT REFERENCES groupes_instructeurs(id), instructeur_id TEXT REFERENCES instructeurs(id),
+            PRIMARY KEY (groupe_id, instructeur_id)
+        );
+        CREATE TABLE dossiers (
+            number INTEGER PRIMARY KEY, id TEXT, demarche_number INTEGER REFERENCES demarches(number),
+            state TEXT, archived INTEGER,
+            date_depot TEXT, date_passage_en_construction TEXT, date_passage_en_instruction TEXT,
+            date_traitement TEXT, date_derniere_modification TEXT, date_derniere_modification_champs TEXT,
+            date_derniere_modification_annotations TEXT, date_expiration TEXT,
+            date_suppression_par_usager TEXT, date_suppression_par_administration TEXT,
+            motivation TEXT, revision_id TEXT, groupe_instructeur_id TEXT, groupe_instructeur_number INTEGER,
+            groupe_instructeur_label TEXT, usager_email TEXT,
+            demandeur_type TEXT, siret TEXT, siren TEXT, raison_sociale TEXT, forme_juridique TEXT,
+            forme_juridique_code TEXT, naf TEXT, address_label TEXT, city_code TEXT, city_name TEXT,
+            postal_code TEXT, department_code TEXT, civilite TEXT, nom TEXT, prenom TEXT, demandeur_email TEXT,
+            deletion_state TEXT, deleted_at TEXT, deleted_reason TEXT,
+            raw TEXT, seen_run INTEGER, synced_at TEXT
+        );
+        CREATE INDEX dossiers_demarche ON dossiers(demarche_number);
+        CREATE INDEX dossiers_siren ON dossiers(siren);
+        CREATE TABLE champs (
+            dossier_number INTEGER REFERENCES dossiers(number), id TEXT, descriptor_id TEXT, kind TEXT,
+            parent_id TEXT, row_id TEXT, position INTEGER, type TEXT, label TEXT, string_value TEXT,
+            value_text TEXT, value_number REAL, value_integer INTEGER, value_boolean INTEGER,
+            value_date TEXT, value_json TEXT, updated_at TEXT,
+            PRIMARY KEY (dossier_number, id)
+        );
+        CREATE INDEX champs_descriptor ON champs(descriptor_id);
+        CREATE TABLE files (
+            dossier_number INTEGER REFERENCES dossiers(number), champ_id TEXT, position INTEGER,
+            descriptor_id TEXT, filename TEXT, content_type TEXT, byte_size INTEGER, checksum TEXT,
+            PRIMARY KEY (dossier_number, champ_id, position)
+        );
+        CREATE TABLE traitements (
+            dossier_number INTEGER REFERENCES dossiers(number), position INTEGER, event TEXT, state TEXT,
+            date_traitement TEXT, email_agent_traitant TEXT, motivation TEXT,
+            PRIMARY KEY (dossier_number, position)
+        );
+        CREATE TABLE sync_state (
+            demarche_number INTEGER PRIMARY KEY, incremental_since TEXT, deletions_since TEXT,
+            full_run INTEGER, full_started_at TEXT, last_success_at TEXT
+        );
+        CREATE TABLE sync_streams (
+            demarche_number INTEGER, name TEXT, updated_since TEXT, state TEXT, cursor TEXT,
+            done INTEGER DEFAULT 0, pages INTEGER DEFAULT 0, PRIMARY KEY (demarche_number, name)
+        );
+        CREATE TABLE sync_runs (
+            id INTEGER PRIMARY KEY, demarche_number INTEGER, mode TEXT, started_at TEXT, finished_at TEXT,
+            pages INTEGER DEFAULT 0, nouveaux INTEGER DEFAULT 0, modifies INTEGER DEFAULT 0,
+            supprimes INTEGER DEFAULT 0, restaures INTEGER DEFAULT 0, inchanges INTEGER DEFAULT 0
+        );
+        """
+    )
+    db.executescript(
+        """
+        CREATE VIEW v_dossiers AS
+        SELECT d.number AS numero, m.key AS demarche, m.title AS demarche_titre, d.state AS etat,
+               d.archived AS archive, d.date_depot, d.date_derniere_modification, d.groupe_instructeur_label
+               AS groupe_instructeur, coalesce(d.raison_sociale, trim(coalesce(d.prenom, '') || ' ' ||
+               coalesce(d.nom, ''))) AS porteur, d.siret, d.forme_juridique_code, d.city_code AS code_commune,
+               d.city_name AS commune, d.department_code AS departement, d.usager_email,
+               d.deletion_state AS suppression, d.deleted_at AS date_suppression
+        FROM dossiers d LEFT JOIN demarches m ON m.number = d.demarche_number;
+
+        CREATE VIEW v_champs AS
+        SELECT c.dossier_number AS numero, c.kind AS nature, c.label AS libelle, c.string_value AS valeur,
+               c.type, c.row_id AS ligne, p.label AS bloc, c.descriptor_id
+        FROM champs c LEFT JOIN champs p ON p.dossier_number = c.dossier_number AND p.id = c.parent_id;
+
+        CREATE VIEW v_fichiers AS
+        SELECT f.dossier_number AS numero, c.label AS champ, f.filename AS nom, f.content_type AS type,
+               f.byte_size AS taille, f.checksum
+        FROM files f LEFT JOIN champs c ON c.dossier_number = f.dossier_number AND c.id = f.champ_id;
+        """
+    )
+
+
+def open_db(path: Path | str, *, must_exist: bool = False) -> sqlite_utils.Database:
+    """Opens (and creates or upgrades) the database; WAL so readers never block the sync."""
+    path = Path(path)
+    if must_exist and not path.exists():
+        raise StoreError(f"Base {path} introuvable : lancez d'abord « itn7 sync ».")
+    try:
+        db = sqlite_utils.Database(path)
+        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute("PRAGMA foreign_keys = ON")
+        if db.journal_mode != "wal":
+            db.enable_wal()
+        migrations.apply(db)
+    except Exception as exc:  # sqlite3.DatabaseError and friends: a corrupt or foreign file
+        raise StoreError(f"Base {path} illisible : {exc}.") from None
+    return db
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- démarches
+
+
+def _descriptor_rows(revision_id: str, kind: str, descriptors: Iterable[Mapping[str, Any]],
+                     parent_id: str | None = None) -> Iterator[dict[str, Any]]:
+    for position, d in enumerate(descriptors):
+        yield {
+            "revision_id": revision_id, "id": d["id"], "kind": kind, "parent_id": parent_id,
+            "position": position, "type": d.get("__typename"), "label": d.get("label"),
+            "description": d.get("description"), "required": d.get("required"),
+            "options": json.dumps(d["options"], ensure_ascii=False) if d.get("options") is not None else None,
+        }
+        yield from _descriptor_rows(revision_id, kind, d.get("champDescriptors") or (), d["id"])
+
+
+def save_demarche(db: sqlite_utils.Database, key: str, demarche: Mapping[str, Any]) -> None:
+    """Saves a démarche with all its revisions, descriptors, groupes and instructeurs."""
+    number = demarche["number"]
+    active = (demarche.get("activeRevision") or {}).get("id")
+    with db.atomic():
+        db["demarches"].upsert({
+            "number": number, "key": key, "id": demarche["id"], "title": demarche["title"],
+            "state": demarche["state"], "date_creation": demarche.get("dateCreation"),
+            "active_revision_id": active, "synced_at": now(),
+        }, pk="number")
+        for revision in demarche.get("revisions") or ():
+            db["revisions"].upsert({
+                "id": revision["id"], "demarche_number": number, "date_creation": revision.get("dateCreation"),
+                "date_publication": revision.get("datePublication"), "is_active": revision["id"] == active,
+            }, pk="id")
+            db.execute("DELETE FROM champ_descriptors WHERE revision_id = ?", [revision["id"]])
+            rows = [*_descriptor_rows(revision["id"], "champ", revision.get("champDescriptors") or ()),
+                    *_descriptor_rows(revision["id"], "annotation", revision.get("annotationDescriptors") or ())]
+            db["champ_descriptors"].insert_all(rows, pk=("revision_id", "id"))
+        for groupe in demarche.get("groupeInstructeurs") or ():
+            db["groupes_instructeurs"].upsert({
+                "id": groupe["id"], "demarche_number": number, "number": groupe["number"],
+                "label": groupe["label"], "closed": groupe.get("closed"),
+            }, pk="id")
+            db.execute("DELETE FROM groupe_instructeurs WHERE groupe_id = ?", [groupe["id"]])
+            instructeurs = groupe.get("instructeurs") or ()
+            db["instructeurs"].upsert_all([{"id": i["id"], "email": i["email"]} for i in instructeurs], pk="id")
+            db["groupe_instructeurs"].insert_all(
+                [{"groupe_id": groupe["id"], "instructeur_id": i["id"]} for i in instructeurs],
+                pk=("groupe_id", "instructeur_id"),
+            )
+
+
+# ---------------------------------------------------------------- dossiers
+
+
+def strip_volatile(value: Any) -> Any:
+    """A copy of an API value without file URLs: they are signed for one hour and change on every read."""
+    if isinstance(value, dict):
+        return {k: strip_volatile(v) for k, v in value.items() if k != "url"}
+    if isinstance(value, list):
+        return [strip_volatile(v) for v in value]
+    return value
+
+
+def _dossier_row(demarche_number: int, node: Mapping[str, Any], raw: str) -> dict[str, Any]:
+    demandeur = node.get("demandeur") or {}
+    entreprise = demandeur.get("entreprise") or {}
+    address = demandeur.get("address") or {}
+    groupe = node.get("groupeInstructeur") or {}
+    siret = demandeur.get("siret")
+    return {
+        "number": node["number"], "id": node["id"], "demarche_number": demarche_number,
+        "state": node["state"], "archived": node.get("archived"),
+        "date_depot": node.get("dateDepot"),
+        "date_passage_en_construction": node.get("datePassageEnConstruction"),
+        "date_passage_en_instruction": node.get("datePassageEnInstruction"),
+        "date_traitement": node.get("dateTraitement"),
+        "date_derniere_modification": node.get("dateDerniereModification"),
+        "date_derniere_modification_champs": node.get("dateDerniereModificationChamps"),
+        "date_derniere_modification_annotations": node.get("dateDerniereModificationAnnotations"),
+        "date_expiration": node.get("dateExpiration"),
+        "date_suppression_par_usager": node.get("dateSuppressionParUsager"),
+        "date_suppression_par_administration": node.get("dateSuppressionParAdministration"),
+        "motivation": node.get("motivation"),
+        "revision_id": (node.get("revision") or {}).get("id"),
+        "groupe_instructeur_id": groupe.get("id"), "groupe_instructeur_number": groupe.get("number"),
+        "groupe_instructeur_label": groupe.get("label"),
+        "usager_email": (node.get("usager") or {}).get("email"),
+        "demandeur_type": demandeur.get("__typename"), "siret": siret,
+        "siren": entreprise.get("siren") or (siret[:9] if siret else None),
+        "raison_sociale": entreprise.get("raisonSociale"), "forme_juridique": entreprise.get("formeJuridique"),
+        "forme_juridique_code": entreprise.get("formeJuridiqueCode"), "naf": demandeur.get("naf"),
+        "address_label": address.get("label"), "city_code": address.get("cityCode"),
+        "city_name": address.get("cityName"), "postal_code": address.get("postalCode"),
+        "department_code": address.get("departmentCode"),
+        "civilite": demandeur.get("civilite"), "nom": demandeur.get("nom"), "prenom": demandeur.get("prenom"),
+        "demandeur_email": demandeur.get("email"),
+        "deletion_state": None, "deleted_at": None, "deleted_reason": None, "raw": raw,
+    }
+
+
+def _typed_value(champ: Mapping[str, Any]) -> dict[str, Any]:
+    """The champ's value in the column that fits its type (BigInt strings become integers)."""
+    typename = champ.get("__typename")
+    out: dict[str, Any] = {}
+    if typename == "DecimalNumberChamp":
+        out["value_number"] = champ.get("decimal")
+    elif typename == "IntegerNumberChamp":
+        raw = champ.get("integer")
+        try:
+            out["value_integer"] = int(raw) if raw not in (None, "") else None
+        except (TypeError, ValueError):
+            out["value_text"] = str(raw)
+    elif typename in ("CheckboxChamp", "YesNoChamp"):
+        value = champ.get("checked" if typename == "CheckboxChamp" else "yesNo")
+        out["value_boolean"] = None if value is None else int(bool(value))
+    elif typename == "DateChamp":
+        out["value_date"] = champ.get("date")
+    elif typename == "DatetimeChamp":
+        out["value_date"] = champ.get("datetime")
+    elif typename in ("TextChamp", "DropDownListChamp", "CiviliteChamp"):
+        out["value_text"] = champ.get({"TextChamp": "text", "DropDownListChamp": "choice"}.get(typename, "civilite"))
+    else:
+        structured = {k: v for k, v in champ.items() if k not in {
+            "__typename", "id", "champDescriptorId", "label", "stringValue", "updatedAt", "rows", "files"}}
+        if structured:
+            out["value_json"] = json.dumps(structured, ensure_ascii=False)
+    return out
+
+
+def _champ_rows(number: int, kind: str, champs: Iterable[Mapping[str, Any]], parent_id: str | None = None,
+                row_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    for position, champ in enumerate(champs):
+        yield "champs", {
+            "dossier_number": number, "id": champ["id"], "descriptor_id": champ.get("champDescriptorId"),
+            "kind": kind, "parent_id": parent_id, "row_id": row_id, "position": position,
+            "type": champ.get("__typename"), "label": champ.get("label"),
+            "string_value": champ.get("stringValue"), "updated_at": champ.get("updatedAt"),
+            **_typed_value(champ),
+        }
+        for file_position, file in enumerate(champ.get("files") or ()):
+            size = file.get("byteSize")
+            yield "files", {
+                "dossier_number": number, "champ_id": champ["id"], "position": file_position,
+                "descriptor_id": champ.get("champDescriptorId"), "filename": file.get("filename"),
+                "content_type": file.get("contentType"), "checksum": file.get("checksum"),
+                "byte_size": int(size) if size not in (None, "") else None,
+            }
+        for row in champ.get("rows") or ():
+            yield from _champ_rows(number, kind, row.get("champs") or (), champ["id"], row["id"])
+
+
+CHAMP_COLUMNS = ("value_text", "value_number", "value_integer", "value_boolean", "value_date", "value_json")
+
+
+@dataclass
+class PageCounts:
+    nouveaux: int = 0
+    modifies: int = 0
+    restaures: int = 0
+    inchanges: int = 0
+    numbers: list[int] = field(default_factory=list)
+
+
+def save_dossiers(db: sqlite_utils.Database, demarche_number: int, nodes: Iterable[Mapping[str, Any] | None],
+                  *, seen_run: int | None = None) -> PageCounts:
+    """Upserts a page of dossiers with their champs, files and traitements. Call inside a transaction."""
+    counts = PageCounts()
+    dossiers, children = [], {"champs": [], "files": [], "traitements": []}
+    stamp = now()
+    for node in nodes:
+        if node is None:
+            continue
+        number = node["number"]
+        counts.numbers.append(number)
+        raw = json.dumps(strip_volatile(node), ensure_ascii=False, separators=(",", ":"))
+        previous = db.execute("SELECT raw, deletion_state FROM dossiers WHERE number = ?", [number]).fetchone()
+        if previous is not None and previous[0] == raw and previous[1] is None:
+            counts.inchanges += 1
+            if seen_run is not None:
+                db.execute("UPDATE dossiers SET seen_run = ? WHERE number = ?", [seen_run, number])
+            continue
+        if previous is None:
+            counts.nouveaux += 1
+        elif previous[1] is not None:
+            counts.restaures += 1
+        else:
+            counts.modifies += 1
+        dossiers.append({**_dossier_row(demarche_number, node, raw), "seen_run": seen_run, "synced_at": stamp})
+        for kind, key in (("champ", "champs"), ("annotation", "annotations")):
+            for table, row in _champ_rows(number, kind, node.get(key) or ()):
+                children[table].append(row)
+        for position, t in enumerate(node.get("traitements") or ()):
+            children["traitements"].append({
+                "dossier_number": number, "position": position, "event": t.get("event"), "state": t.get("state"),
+                "date_traitement": t.get("dateTraitement"), "email_agent_traitant": t.get("emailAgentTraitant"),
+                "motivation": t.get("motivation"),
+            })
+    if dossiers:
+        numbers = [d["number"] for d in dossiers]
+        marks = ",".join("?" * len(numbers))
+        for table in ("champs", "files", "traitements"):
+            db.execute(f"DELETE FROM {table} WHERE dossier_number IN ({marks})", numbers)
+        db["dossiers"].upsert_all(dossiers, pk="number")
+        db["champs"].insert_all(children["champs"], pk=("dossier_number", "id"))
+        db["files"].insert_all(children["files"], pk=("dossier_number", "champ_id", "position"))
+        db["traitements"].insert_all(children["traitements"], pk=("dossier_number", "position"))
+    return counts
+
+
+def mark_deleted(db: sqlite_utils.Database, demarche_number: int, items: Iterable[Mapping[str, Any]],
+                 state: str) -> int:
+    """Marks dossiers hidden ("masque") or purged ("supprime") upstream; never erases a row.
+
+    A dossier never seen here gets a tombstone row, so a first sync and an incremental one
+    know the same deleted numbers. Returns how many dossiers became deleted.
+    """
+    changed = 0
+    for item in items:
+        number = item["number"]
+        row = db.execute("SELECT deletion_state, deleted_at, deleted_reason FROM dossiers WHERE number = ?",
+                         [number]).fetchone()
+        values = (state, item.get("dateSupression"), item.get("reason"))
+        if row is None:
+            db["dossiers"].insert({
+                "number": number, "id": item.get("id"), "demarche_number": demarche_number,
+                "state": item.get("state"), "deletion_state": state, "deleted_at": values[1],
+                "deleted_reason": values[2], "synced_at": now(),
+            }, pk="number")
+            changed += 1
+        elif tuple(row) != values and not (row[0] == "supprime" and state == "masque"):
+            db.execute("UPDATE dossiers SET deletion_state = ?, deleted_at = ?, deleted_reason = ? WHERE number = ?",
+                       [*values, number])
+            changed += row[0] is None
+    return changed
+
+
+def mark_vanished(db: sqlite_utils.Database, demarche_number: int, run_id: int) -> int:
+    """After a full pull: dossiers no longer listed and not known as deleted silently vanished upstream."""
+    cursor = db.execute(
+        "UPDATE dossiers SET deletion_state = 'disparu', deleted_at = ?, deleted_reason = 'absent_de_l_api' "
+        "WHERE demarche_number = ? AND deletion_state IS NULL AND (seen_run IS NULL OR seen_run != ?)",
+        [now(), demarche_number, run_id],
+    )
+    return cursor.rowcount
+
+
+# ---------------------------------------------------------------- reading
+
+
+def iter_dossiers(db: sqlite_utils.Database, *, include_deleted: bool = False,
+                  demarche_key: str | None = None) -> Iterator[dict[str, Any]]:
+    """Streams stored dossiers as {number, demarche_number, demarche_key, deletion_state,
+    date_derniere_modification, raw (the API JSON, parsed)}; tombstones without data are skipped."""
+    sql = ("SELECT d.number, d.demarche_number, m.key, d.deletion_state, d.date_derniere_modification, d.raw "
+           "FROM dossiers d JOIN demarches m ON m.number = d.demarche_number WHERE d.raw IS NOT NULL")
+    params: list[Any] = []
+    if not include_deleted:
+        sql += " AND d.deletion_state IS NULL"
+    if demarche_key:
+        sql += " AND m.key = ?"
+        params.append(demarche_key)
+    for number, demarche_number, key, deletion, modified, raw in db.execute(sql + " ORDER BY d.number", params):
+        yield {"number": number, "demarche_number": demarche_number, "demarche_key": key,
+               "deletion_state": deletion, "date_derniere_modification": modified, "raw": json.loads(raw)}
+
+
+def last_sync(db: sqlite_utils.Database) -> str | None:
+    """When the last complete sync of any démarche ended, or None if there never was one."""
+    if "sync_state" not in db.table_names():
+        return None
+    row = db.execute("SELECT max(last_success_at) FROM sync_state").fetchone()
+    return row[0] if row else None
