@@ -165,29 +165,29 @@ def save_demarche(db: sqlite_utils.Database, key: str, demarche: Mapping[str, An
     number = demarche["number"]
     active = (demarche.get("activeRevision") or {}).get("id")
     with db.atomic():
-        db["demarches"].upsert({
+        db.table("demarches").upsert({
             "number": number, "key": key, "id": demarche["id"], "title": demarche["title"],
             "state": demarche["state"], "date_creation": demarche.get("dateCreation"),
             "active_revision_id": active, "synced_at": now(),
         }, pk="number")
         for revision in demarche.get("revisions") or ():
-            db["revisions"].upsert({
+            db.table("revisions").upsert({
                 "id": revision["id"], "demarche_number": number, "date_creation": revision.get("dateCreation"),
                 "date_publication": revision.get("datePublication"), "is_active": revision["id"] == active,
             }, pk="id")
             db.execute("DELETE FROM champ_descriptors WHERE revision_id = ?", [revision["id"]])
             rows = [*_descriptor_rows(revision["id"], "champ", revision.get("champDescriptors") or ()),
                     *_descriptor_rows(revision["id"], "annotation", revision.get("annotationDescriptors") or ())]
-            db["champ_descriptors"].insert_all(rows, pk=("revision_id", "id"))
+            db.table("champ_descriptors").insert_all(rows, pk=("revision_id", "id"))
         for groupe in demarche.get("groupeInstructeurs") or ():
-            db["groupes_instructeurs"].upsert({
+            db.table("groupes_instructeurs").upsert({
                 "id": groupe["id"], "demarche_number": number, "number": groupe["number"],
                 "label": groupe["label"], "closed": groupe.get("closed"),
             }, pk="id")
             db.execute("DELETE FROM groupe_instructeurs WHERE groupe_id = ?", [groupe["id"]])
             instructeurs = groupe.get("instructeurs") or ()
-            db["instructeurs"].upsert_all([{"id": i["id"], "email": i["email"]} for i in instructeurs], pk="id")
-            db["groupe_instructeurs"].insert_all(
+            db.table("instructeurs").upsert_all([{"id": i["id"], "email": i["email"]} for i in instructeurs], pk="id")
+            db.table("groupe_instructeurs").insert_all(
                 [{"groupe_id": groupe["id"], "instructeur_id": i["id"]} for i in instructeurs],
                 pk=("groupe_id", "instructeur_id"),
             )
@@ -309,7 +309,8 @@ def save_dossiers(db: sqlite_utils.Database, demarche_number: int, nodes: Iterab
                   *, seen_run: int | None = None) -> PageCounts:
     """Upserts a page of dossiers with their champs, files and traitements. Call inside a transaction."""
     counts = PageCounts()
-    dossiers, children = [], {"champs": [], "files": [], "traitements": []}
+    dossiers: list[dict[str, Any]] = []
+    children: dict[str, list[dict[str, Any]]] = {"champs": [], "files": [], "traitements": []}
     stamp = now()
     for node in nodes:
         if node is None:
@@ -344,10 +345,10 @@ def save_dossiers(db: sqlite_utils.Database, demarche_number: int, nodes: Iterab
         marks = ",".join("?" * len(numbers))
         for table in ("champs", "files", "traitements"):
             db.execute(f"DELETE FROM {table} WHERE dossier_number IN ({marks})", numbers)
-        db["dossiers"].upsert_all(dossiers, pk="number")
-        db["champs"].insert_all(children["champs"], pk=("dossier_number", "id"))
-        db["files"].insert_all(children["files"], pk=("dossier_number", "champ_id", "position"))
-        db["traitements"].insert_all(children["traitements"], pk=("dossier_number", "position"))
+        db.table("dossiers").upsert_all(dossiers, pk="number")
+        db.table("champs").insert_all(children["champs"], pk=("dossier_number", "id"))
+        db.table("files").insert_all(children["files"], pk=("dossier_number", "champ_id", "position"))
+        db.table("traitements").insert_all(children["traitements"], pk=("dossier_number", "position"))
     return counts
 
 
@@ -365,7 +366,7 @@ def mark_deleted(db: sqlite_utils.Database, demarche_number: int, items: Iterabl
                          [number]).fetchone()
         values = (state, item.get("dateSupression"), item.get("reason"))
         if row is None:
-            db["dossiers"].insert({
+            db.table("dossiers").insert({
                 "number": number, "id": item.get("id"), "demarche_number": demarche_number,
                 "state": item.get("state"), "deletion_state": state, "deleted_at": values[1],
                 "deleted_reason": values[2], "synced_at": now(),
