@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import config as config_mod
+from . import sync as sync_mod
 from .console import err, out
 from .errors import Itn7Error
 
@@ -91,6 +93,60 @@ def show_config() -> None:
     for name, value, role in settings().describe():
         table.add_row(name, value, role)
     out.print(table)
+
+
+
+# ---------------------------------------------------------------- sync
+
+DEMARCHE_LABELS = {"general": "Démarche générale", "labo": "Démarche laboratoire d'innovation"}
+
+
+def render_sync(summaries: list[sync_mod.Summary]) -> None:
+    table = Table(title="Synchronisation terminée")
+    table.add_column("Démarche", style="bold")
+    for name in ("Mode", "Pages", "Nouveaux", "Modifiés", "Supprimés", "Restaurés", "Inchangés"):
+        table.add_column(name, justify="right")
+    for s in summaries:
+        table.add_row(f"{DEMARCHE_LABELS.get(s.key, s.key)} (n° {s.number})", s.mode, str(s.pages),
+                      str(s.nouveaux), str(s.modifies), str(s.supprimes), str(s.restaures), str(s.inchanges))
+    err.print(table)
+
+
+def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool, quiet: bool) -> None:
+    """Runs the sync with a progress line per démarche on stderr, then its summary."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.fields[dossiers]} dossiers · {task.fields[pages]} pages"), TimeElapsedColumn())
+    with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
+        tasks = {number: progress.add_task(f"{DEMARCHE_LABELS[key]} (n° {number})", total=None, dossiers=0, pages=0)
+                 for key, number in demarches.items()}
+
+        def show(summary: sync_mod.Summary) -> None:
+            progress.update(tasks[summary.number], dossiers=summary.dossiers, pages=summary.pages)
+
+        summaries = sync_mod.sync_settings(cfg, demarches, full=full, progress=show)
+        for task in tasks.values():
+            progress.update(task, total=1, completed=1)
+    if not quiet:
+        render_sync(summaries)
+
+
+@app.command()
+@friendly
+def sync(
+    demarche: DemarcheOption = None,
+    full: Annotated[bool, typer.Option("--full", help="Tout retélécharger et repérer les dossiers disparus.")] = False,
+    quiet: QuietOption = False,
+    db: DbOption = None,
+) -> None:
+    """Récupère les dossiers des deux démarches depuis Démarche Numérique dans la base locale.
+
+    La première fois, tout est téléchargé ; ensuite, seuls les dossiers modifiés, supprimés ou
+    restaurés. Une synchronisation interrompue reprend là où elle s'était arrêtée.
+
+    Exemples : [bold]itn7 sync[/] · [bold]itn7 sync --demarche labo[/] · [bold]itn7 sync --full[/]
+    """
+    cfg = settings(db)
+    run_sync(cfg, cfg.demarche_numbers(check_demarche_key(demarche)), full=full, quiet=quiet)
 
 
 def main() -> None:

@@ -1,0 +1,338 @@
+"""Pulls both démarches into the store: streams of pages, checkpoints, deletions, summary.
+
+The documented DS pattern: a fixed `updatedSince` (which also fixes the keyset order on
+(updated_at, id)) plus the stored `endCursor`, written in the same transaction as the page
+it describes and never replaced by a null cursor. The first pull (and `--full`) runs one
+stream per dossier state, concurrently; afterwards one incremental stream per démarche
+starting at the full pull's start (server clock, minus a margin) picks up every change.
+
+Threads fetch, the calling thread writes: SQLite has one writer, the network many waits.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+from filelock import FileLock, Timeout
+
+from . import store
+from .api import DSClient
+from .config import Settings
+from .errors import ApiError, Itn7Error, StoreError
+
+EPOCH = "2000-01-01T00:00:00+00:00"
+STATES = ("en_construction", "en_instruction", "accepte", "refuse", "sans_suite")
+# Rows committed late and clock skew: the incremental stream starts this long before the full pull.
+CLOCK_MARGIN = timedelta(minutes=10)
+# Purges are backdated to the hide date (up to two weeks earlier): re-read them with room to spare.
+DELETION_OVERLAP = timedelta(days=28)
+
+
+@dataclass
+class Summary:
+    """What one sync did to one démarche."""
+
+    key: str
+    number: int
+    title: str = ""
+    mode: str = "incremental"
+    pages: int = 0
+    nouveaux: int = 0
+    modifies: int = 0
+    supprimes: int = 0
+    restaures: int = 0
+    inchanges: int = 0
+
+    def add(self, counts: store.PageCounts) -> None:
+        self.pages += 1
+        self.nouveaux += counts.nouveaux
+        self.modifies += counts.modifies
+        self.restaures += counts.restaures
+        self.inchanges += counts.inchanges
+
+    @property
+    def dossiers(self) -> int:
+        return self.nouveaux + self.modifies + self.restaures + self.inchanges
+
+
+@dataclass
+class Stream:
+    demarche: int
+    name: str
+    updated_since: str
+    state: str | None
+    cursor: str | None
+    seen_run: int | None
+
+
+Progress = Callable[[Summary], None]
+
+
+@dataclass
+class _Work:
+    """Message from a fetching thread to the writer: a page, a stream's end, or a failure."""
+
+    stream: Stream | None = None
+    page: dict[str, Any] | None = None
+    error: BaseException | None = None
+    done: bool = False
+    deletions: tuple[str, list[dict[str, Any]]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _server_now(client: DSClient) -> datetime:
+    return client.server_date or datetime.now(UTC)
+
+
+class Syncer:
+    """One sync run over some démarches; `run()` returns a summary per démarche."""
+
+    def __init__(self, db: sqlite_utils.Database, client: DSClient, demarches: dict[str, int], *,
+                 full: bool = False, concurrency: int = 4, progress: Progress | None = None) -> None:
+        self.db, self.client, self.demarches, self.full = db, client, demarches, full
+        self.concurrency = max(1, concurrency)
+        self.progress = progress or (lambda summary: None)
+        self.stop = threading.Event()
+        self.summaries = {number: Summary(key, number) for key, number in demarches.items()}
+
+    # ------------------------------------------------------------ planning
+
+    def _state(self, number: int) -> dict[str, Any]:
+        rows = list(self.db.query("SELECT * FROM sync_state WHERE demarche_number = ?", [number]))
+        return rows[0] if rows else {"demarche_number": number}
+
+    def _plan_full(self, number: int, run_id: int) -> list[Stream]:
+        """The full pull's streams: resumed if one was interrupted, else started afresh."""
+        state = self._state(number)
+        run = state.get("full_run")
+        if run is None:
+            run = run_id
+            started = _iso(_server_now(self.client) - CLOCK_MARGIN)
+            with self.db.atomic():
+                self.db.table("sync_state").upsert(
+                    {**state, "full_run": run, "full_started_at": started}, pk="demarche_number")
+                self.db.execute("DELETE FROM sync_streams WHERE demarche_number = ? AND name LIKE 'full:%'", [number])
+                self.db.table("sync_streams").insert_all(
+                    [{"demarche_number": number, "name": f"full:{s}", "updated_since": EPOCH, "state": s,
+                      "cursor": None, "done": 0, "pages": 0} for s in STATES], pk=("demarche_number", "name"))
+        rows = self.db.query(
+            "SELECT * FROM sync_streams WHERE demarche_number = ? AND name LIKE 'full:%' AND done = 0", [number])
+        return [Stream(number, r["name"], r["updated_since"], r["state"], r["cursor"], run) for r in rows]
+
+    def _plan_incremental(self, number: int) -> Stream:
+        state = self._state(number)
+        rows = list(self.db.query(
+            "SELECT * FROM sync_streams WHERE demarche_number = ? AND name = 'incremental'", [number]))
+        if rows and rows[0]["updated_since"] == state["incremental_since"]:
+            cursor = rows[0]["cursor"]
+        else:
+            cursor = None
+            with self.db.atomic():
+                self.db.table("sync_streams").upsert(
+                    {"demarche_number": number, "name": "incremental", "updated_since": state["incremental_since"],
+                     "state": None, "cursor": None, "done": 0, "pages": 0}, pk=("demarche_number", "name"))
+        return Stream(number, "incremental", state["incremental_since"], None, cursor, state.get("full_run"))
+
+    def _needs_full(self, number: int) -> bool:
+        state = self._state(number)
+        return self.full or not state.get("incremental_since") or state.get("full_run") is not None
+
+    # ------------------------------------------------------------ fetching threads
+
+    def _fetch_stream(self, stream: Stream, out: queue.Queue[_Work]) -> None:
+        try:
+            for page in self.client.dossier_pages(stream.demarche, stream.updated_since,
+                                                  after=stream.cursor, state=stream.state):
+                if self.stop.is_set():
+                    return
+                out.put(_Work(stream=stream, page=page))
+            out.put(_Work(stream=stream, done=True))
+        except BaseException as exc:  # handed to the writer, which stops everything
+            out.put(_Work(stream=stream, error=exc))
+
+    def _fetch_deletions(self, number: int, since: str | None, out: queue.Queue[_Work]) -> None:
+        try:
+            for state, items in self.client.deletion_pages(number, since):
+                if self.stop.is_set():
+                    return
+                out.put(_Work(deletions=(state, items), extra={"demarche": number}))
+            out.put(_Work(done=True, extra={"demarche": number}))
+        except BaseException as exc:
+            out.put(_Work(error=exc))
+
+    def _run_threads(self, jobs: Sequence[Callable[[queue.Queue[_Work]], None]],
+                     handle: Callable[[_Work], None]) -> None:
+        """Runs fetch jobs (at most `concurrency` at once) and hands their results to `handle` here."""
+        results: queue.Queue[_Work] = queue.Queue(maxsize=self.concurrency * 2)
+        pending = list(jobs)
+        running = 0
+
+        def start_next() -> None:
+            nonlocal running
+            job = pending.pop(0)
+            threading.Thread(target=job, args=(results,), daemon=True).start()
+            running += 1
+
+        while pending and running < self.concurrency:
+            start_next()
+        try:
+            while running:
+                try:
+                    work = results.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if work.error is not None:
+                    raise work.error
+                if work.done:
+                    running -= 1
+                    if pending:
+                        start_next()
+                handle(work)
+        finally:
+            self.stop.set()
+            # Unblock threads waiting on a full queue so they can see the stop flag.
+            while not results.empty():
+                results.get_nowait()
+
+    # ------------------------------------------------------------ writing (this thread only)
+
+    def _save_page(self, work: _Work) -> None:
+        stream, page = work.stream, work.page
+        assert stream is not None
+        summary = self.summaries[stream.demarche]
+        with self.db.atomic():
+            if page is not None:
+                counts = store.save_dossiers(self.db, stream.demarche, page["nodes"], seen_run=stream.seen_run)
+                cursor = page["pageInfo"]["endCursor"]
+                self.db.execute(
+                    "UPDATE sync_streams SET cursor = coalesce(?, cursor), pages = pages + 1, done = ? "
+                    "WHERE demarche_number = ? AND name = ?",
+                    [cursor, int(not page["pageInfo"]["hasNextPage"]), stream.demarche, stream.name])
+                summary.add(counts)
+            elif work.done:
+                self.db.execute("UPDATE sync_streams SET done = 1 WHERE demarche_number = ? AND name = ?",
+                                [stream.demarche, stream.name])
+        self.progress(summary)
+
+    def _save_deletions(self, work: _Work) -> None:
+        if work.deletions is None:
+            return
+        number = work.extra["demarche"]
+        state, items = work.deletions
+        with self.db.atomic():
+            self.summaries[number].supprimes += store.mark_deleted(self.db, number, items, state)
+        self.progress(self.summaries[number])
+
+    # ------------------------------------------------------------ the run
+
+    def run(self, metas: dict[int, dict[str, Any]]) -> list[Summary]:
+        """Saves the démarches' metadata, then pulls dossiers and deletions of each."""
+        fulls = [n for n in self.demarches.values() if self._needs_full(n)]
+        runs: dict[int, int] = {}
+        with self.db.atomic():
+            for key, number in self.demarches.items():
+                store.save_demarche(self.db, key, metas[number])
+                summary = self.summaries[number]
+                summary.title = metas[number]["title"]
+                summary.mode = "complète" if number in fulls else "incrémentale"
+                runs[number] = self.db.execute(
+                    "INSERT INTO sync_runs (demarche_number, mode, started_at) VALUES (?, ?, ?) RETURNING id",
+                    [number, summary.mode, store.now()]).fetchone()[0]
+        self._run_streams([s for n in fulls for s in self._plan_full(n, runs[n])])
+        for number in fulls:
+            # Hand over to the incremental stream, keeping the full run's mark until it has run:
+            # it catches what changed while the full pull was going on.
+            state = self._state(number)
+            with self.db.atomic():
+                self.db.execute("DELETE FROM sync_streams WHERE demarche_number = ? AND name LIKE 'full:%'", [number])
+                self.db.table("sync_state").upsert(
+                    {**state, "incremental_since": state["full_started_at"]}, pk="demarche_number")
+        self._run_streams([self._plan_incremental(n) for n in self.demarches.values()])
+        for number in fulls:
+            with self.db.atomic():
+                self.summaries[number].supprimes += store.mark_vanished(
+                    self.db, number, self._state(number)["full_run"])
+                self.db.execute("UPDATE sync_state SET full_run = NULL WHERE demarche_number = ?", [number])
+        self._run_deletions()
+        finished = store.now()
+        with self.db.atomic():
+            for number, summary in self.summaries.items():
+                self.db.table("sync_runs").update(runs[number], {
+                    "finished_at": finished, "pages": summary.pages, "nouveaux": summary.nouveaux,
+                    "modifies": summary.modifies, "supprimes": summary.supprimes, "restaures": summary.restaures,
+                    "inchanges": summary.inchanges})
+                self.db.execute("UPDATE sync_state SET last_success_at = ? WHERE demarche_number = ?",
+                                [finished, number])
+        return list(self.summaries.values())
+
+    def _run_streams(self, streams: list[Stream]) -> None:
+        if not streams:
+            return
+        self.stop.clear()
+        jobs = [functools.partial(self._fetch_stream, s) for s in streams]
+        self._run_threads(jobs, self._save_page)
+
+    def _run_deletions(self) -> None:
+        self.stop.clear()
+        server_now = _server_now(self.client)
+        sinces = {n: self._state(n).get("deletions_since") for n in self.demarches.values()}
+        jobs = [functools.partial(self._fetch_deletions, n, sinces[n]) for n in self.demarches.values()]
+        self._run_threads(jobs, self._save_deletions)
+        with self.db.atomic():
+            for number in self.demarches.values():
+                self.db.execute("UPDATE sync_state SET deletions_since = ? WHERE demarche_number = ?",
+                                [_iso(server_now - DELETION_OVERLAP), number])
+
+
+def fetch_metas(client: DSClient, demarches: dict[str, int]) -> dict[int, dict[str, Any]]:
+    """Every démarche's metadata, before anything is written: a refused token writes nothing."""
+    return {number: client.demarche(number) for number in demarches.values()}
+
+
+def run(db: sqlite_utils.Database, client: DSClient, demarches: dict[str, int], *, full: bool = False,
+        concurrency: int = 4, progress: Progress | None = None,
+        metas: dict[int, dict[str, Any]] | None = None) -> list[Summary]:
+    """Syncs the given démarches ({key: number}) into `db`; returns a summary per démarche."""
+    metas = metas if metas is not None else fetch_metas(client, demarches)
+    try:
+        return Syncer(db, client, demarches, full=full, concurrency=concurrency, progress=progress).run(metas)
+    except Itn7Error:
+        raise
+    except OSError as exc:
+        raise ApiError(f"Erreur réseau pendant la synchronisation : {exc}") from None
+
+
+def sync_settings(settings: Settings, demarches: dict[str, int], *, full: bool = False,
+                  progress: Progress | None = None) -> list[Summary]:
+    """The whole `itn7 sync`: lock the database, check the token on every démarche, then pull."""
+    token = settings.require_token()
+    lock = FileLock(f"{settings.db_path}.lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StoreError(f"Une autre synchronisation est en cours sur {settings.db_path} : "
+                         "attendez qu'elle se termine puis relancez.") from None
+    try:
+        with DSClient(settings.api_url, token, timeout=settings.timeout_seconds,
+                      requests_per_minute=settings.requests_per_minute,
+                      max_connections=settings.concurrency * 2) as client:
+            metas = fetch_metas(client, demarches)
+            db = store.open_db(settings.db_path)
+            try:
+                return run(db, client, demarches, full=full, concurrency=settings.concurrency,
+                           progress=progress, metas=metas)
+            finally:
+                db.close()
+    finally:
+        lock.release()
