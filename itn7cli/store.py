@@ -124,6 +124,38 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_checks_and_refdata(db: sqlite_utils.Database) -> None:
+    # One statement per execute() so the migration stays inside its transaction.
+    for statement in (
+        """CREATE TABLE checks (
+            number INTEGER PRIMARY KEY REFERENCES dossiers(number), demarche_number INTEGER, session INTEGER,
+            status TEXT, priority TEXT, score REAL, ruleset_version TEXT, config_hash TEXT,
+            dossier_modified TEXT, dossier_synced TEXT, siren TEXT, siren_count INTEGER, checked_at TEXT
+        )""",
+        "CREATE INDEX checks_session ON checks(session, status)",
+        """CREATE TABLE check_findings (
+            dossier_number INTEGER REFERENCES checks(number), position INTEGER,
+            rule TEXT, status TEXT, message TEXT, PRIMARY KEY (dossier_number, position)
+        )""",
+        """CREATE TABLE ref_communes (
+            code_insee TEXT PRIMARY KEY, nom TEXT, dep TEXT, siren TEXT, epci_siren TEXT, epci_nom TEXT,
+            epci_nature TEXT, pmun_2021 INTEGER, ptot_2021 INTEGER, zrr TEXT, zrr_modalite TEXT, codes_postaux TEXT
+        )""",
+        "CREATE INDEX ref_communes_siren ON ref_communes(siren)",
+        """CREATE TABLE ref_epci (
+            epci_siren TEXT PRIMARY KEY, epci_nom TEXT, epci_nature TEXT, mode_financement TEXT,
+            pmun_2021 INTEGER, ptot_2021 INTEGER, nb_communes INTEGER, nb_communes_paca INTEGER,
+            nb_communes_zrr INTEGER, departements TEXT
+        )""",
+        """CREATE TABLE ref_collectivites (
+            siren TEXT PRIMARY KEY, niveau TEXT, code TEXT, nom TEXT, cj_attendue TEXT
+        )""",
+        "CREATE TABLE ref_meta (name TEXT PRIMARY KEY, source TEXT, imported_at TEXT, rows INTEGER)",
+    ):
+        db.execute(statement)
+
+
 def open_db(path: Path | str, *, must_exist: bool = False) -> sqlite_utils.Database:
     """Opens (and creates or upgrades) the database; WAL so readers never block the sync."""
     path = Path(path)
