@@ -1,0 +1,62 @@
+"""Run the fake DS server standalone: `python -m itn7cli.fakeds --port 8080 --dossiers 5000 --token demo`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .control import FAULT_KINDS, TokenSpec
+from .dataset import Dataset
+from .server import FakeDS
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, serve until SIGTERM or Ctrl-C; prints URL, token and démarche numbers on stdout."""
+    p = argparse.ArgumentParser(prog="python -m itn7cli.fakeds", description=__doc__)
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
+    p.add_argument("--dossiers", type=int, default=300, help="visible dossiers of the general démarche")
+    p.add_argument("--labo", type=int, default=None, help="visible dossiers of the labo démarche (default: 20%%)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--token", default="demo", help="accepted bearer token (read + write, all démarches)")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every GraphQL request")
+    p.add_argument("--fail-rate", type=float, default=0.0, help="share of GraphQL requests that fail (0..1)")
+    p.add_argument("--fail-kinds", default=",".join(FAULT_KINDS), help="comma-separated: 429,502,503,timeout")
+    p.add_argument("--rate-limit", type=int, default=400, help="requests per minute per token")
+    p.add_argument("--files-size", type=int, default=None, help="size in bytes of every attachment")
+    p.add_argument("--url-ttl", type=float, default=3600.0, help="life of signed file URLs, seconds")
+    args = p.parse_args(argv)
+    labo = args.labo if args.labo is not None else max(1, args.dossiers // 5)
+    dataset = Dataset.generate(
+        seed=args.seed, counts={"general": args.dossiers, "labo": labo}, files_size=args.files_size
+    )
+    server = FakeDS(
+        dataset,
+        {args.token: TokenSpec(write=True)},
+        port=args.port,
+        rate_limit=args.rate_limit,
+        url_ttl=args.url_ttl,
+        fault_seed=args.seed,
+    )
+    server.faults.latency = args.latency
+    server.faults.fail_rate = args.fail_rate
+    server.faults.kinds = tuple(k for k in args.fail_kinds.split(",") if k)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with server:
+        print(f"url={server.url}", flush=True)
+        print(f"token={args.token}", flush=True)
+        print(f"general={dataset.numbers['general']} labo={dataset.numbers['labo']}", flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

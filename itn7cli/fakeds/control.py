@@ -1,0 +1,117 @@
+"""Run-time knobs of the fake server: tokens, injected faults and counters. All thread-safe."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+FAULT_KINDS = ("429", "502", "503", "timeout")
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    """What a token may do: démarche numbers in scope (None = all) and write access."""
+
+    write: bool = False
+    scope: frozenset[int] | set[int] | None = None
+    expired: bool = False
+    forbidden_network: bool = False
+
+    def covers(self, demarche_number: int) -> bool:
+        """Whether the démarche is in the token's scope."""
+        return self.scope is None or demarche_number in self.scope
+
+
+class Faults:
+    """Failures injected into GraphQL requests, switchable while the server runs.
+
+    `fail_rate` draws one of `kinds` at random (seeded); `fail_next(n, kind)` forces the next n
+    requests to fail; `latency` (seconds) is added to every GraphQL request; `corrupt(file_key)`
+    makes a file download serve wrong bytes.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self.fail_rate = 0.0
+        self.kinds: tuple[str, ...] = FAULT_KINDS
+        self.latency = 0.0
+        self.retry_after = 1
+        self.expired_token = False
+        self.forbidden_network = False
+        self._queue: list[str] = []
+        self._corrupt: set[str] = set()
+
+    def fail_next(self, n: int, kind: str) -> None:
+        """Make the next `n` GraphQL requests fail with `kind` ("429", "502", "503" or "timeout")."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            self._queue.extend([kind] * n)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the random draws from `seed`."""
+        with self._lock:
+            self._rng = random.Random(seed)
+
+    def corrupt(self, file_key: str, on: bool = True) -> None:
+        """Serve wrong bytes (same size) for one file."""
+        with self._lock:
+            (self._corrupt.add if on else self._corrupt.discard)(file_key)
+
+    def is_corrupt(self, file_key: str) -> bool:
+        """Whether a file is set to be served corrupted."""
+        with self._lock:
+            return file_key in self._corrupt
+
+    def draw(self) -> str | None:
+        """The fault for this request, if any."""
+        with self._lock:
+            if self._queue:
+                return self._queue.pop(0)
+            if self.fail_rate > 0 and self.kinds and self._rng.random() < self.fail_rate:
+                return self._rng.choice(self.kinds)
+            return None
+
+    def clear(self) -> None:
+        """Back to no faults at all."""
+        with self._lock:
+            self._queue.clear()
+            self._corrupt.clear()
+            self.fail_rate = 0.0
+            self.latency = 0.0
+            self.expired_token = False
+            self.forbidden_network = False
+
+
+@dataclass
+class Stats:
+    """Request counters: total, per operation name, mutations, throttled (429) responses, files served."""
+
+    requests: int = 0
+    operations: Counter[str] = field(default_factory=Counter)
+    mutations: int = 0
+    mutations_applied: int = 0
+    throttled: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    files_served: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        """Increment one integer counter."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+    def count(self, counter: str, key: str) -> None:
+        """Increment a key of one Counter attribute (operations, faults)."""
+        with self._lock:
+            getattr(self, counter)[key] += 1
+
+    def reset(self) -> None:
+        """Set every counter back to zero."""
+        with self._lock:
+            self.requests = self.mutations = self.mutations_applied = self.throttled = self.files_served = 0
+            self.operations.clear()
+            self.faults.clear()

@@ -1,0 +1,339 @@
+"""The fake DS server over real HTTP on 127.0.0.1: GraphQL endpoint, signed file URLs, faults."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import quote
+
+from graphql import OperationType
+
+from .control import Faults, Stats, TokenSpec
+from .dataset import Dataset
+from .engine import DocumentCache, RequestContext, run, schema
+from .files import FileSpec
+
+GRAPHQL_PATH = "/api/v2/graphql"
+THROTTLED_BODY = (
+    "Calme toi, cowboy ! Tu fais trop de requêtes. Fais une pause et réessaie bientôt.\n"
+    "Calm down, cowboy! You're making too many requests. Take a breather and try again soon.\n"
+)
+HTML_ERRORS = {
+    502: "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>"
+    "<hr><center>nginx</center></body></html>\n",
+    503: "<!DOCTYPE html><html><head><title>Maintenance</title></head><body><h1>Service temporairement "
+    "indisponible</h1><p>Nous effectuons une maintenance. Merci de réessayer dans quelques minutes.</p>"
+    "</body></html>\n",
+}
+
+
+def _error_body(message: str, code: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}], "data": None}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    app: FakeDS
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        # Without it every small response waits for the peer's delayed ACK (≈ 40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, addr
+
+
+class FakeDS:
+    """A running fake Démarche Numérique API.
+
+    `tokens` maps a bearer token to its `TokenSpec`; `rate_limit` is requests per minute per
+    token; `url_ttl` is the life of signed file URLs in seconds.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset | None = None,
+        tokens: dict[str, TokenSpec] | None = None,
+        *,
+        port: int = 0,
+        rate_limit: int = 400,
+        url_ttl: float = 3600.0,
+        fault_seed: int = 0,
+    ) -> None:
+        self.dataset = dataset if dataset is not None else Dataset.generate()
+        self.tokens: dict[str, TokenSpec] = dict(tokens if tokens is not None else {"demo": TokenSpec(write=True)})
+        self.port = port
+        self.rate_limit = rate_limit
+        self.url_ttl = url_ttl
+        self.faults = Faults(fault_seed)
+        self.stats = Stats()
+        self.documents = DocumentCache(schema())
+        self._secret = secrets.token_bytes(32)
+        self._hits: dict[str, deque[float]] = {}
+        self._hits_lock = threading.Lock()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> FakeDS:
+        """Bind 127.0.0.1 (port 0 = any free port) and serve in a background thread."""
+        if self._httpd is not None:
+            return self
+        httpd = _HTTPServer(("127.0.0.1", self.port), _Handler)
+        httpd.app = self
+        self.port = httpd.server_address[1]
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), name="fakeds", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> FakeDS:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """http://127.0.0.1:<port>"""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The GraphQL endpoint."""
+        return self.base_url + GRAPHQL_PATH
+
+    # ------------------------------------------------------------------ signed URLs
+    def sign(self, spec: FileSpec) -> str:
+        """A download URL for a file, valid `url_ttl` seconds from now."""
+        expires = int((time.time() + self.url_ttl) * 1000)
+        payload = base64.urlsafe_b64encode(f"{spec.key}:{expires}".encode()).decode().rstrip("=")
+        mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:24]
+        return f"{self.base_url}/files/{payload}.{mac}"
+
+    def _verify(self, token: str) -> tuple[str | None, str]:
+        payload, _, mac = token.partition(".")
+        good = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:24]
+        if not hmac.compare_digest(mac, good):
+            return None, "invalid signature"
+        try:
+            key, _, expires = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().rpartition(":")
+            if int(expires) < time.time() * 1000:
+                return None, "expired"
+        except ValueError:
+            return None, "invalid signature"
+        return key, ""
+
+    # ------------------------------------------------------------------ rate limit
+    def _throttle(self, key: str) -> float | None:
+        """Seconds to wait if this request goes past the per-minute limit, else None."""
+        now = time.monotonic()
+        with self._hits_lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - 60:
+                hits.popleft()
+            hits.append(now)
+            if len(hits) > self.rate_limit:
+                return max(1.0, hits[-self.rate_limit - 1] + 60 - now)
+        return None
+
+
+def _bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    if scheme.lower() not in ("bearer", "token"):
+        return None
+    rest = rest.strip()
+    if rest.startswith("token="):
+        rest = rest[len("token=") :].split(",")[0].strip().strip('"')
+    return rest or None
+
+
+def _inject_timeout(body: dict[str, Any]) -> dict[str, Any]:
+    """Turn a good response into the partial data a 30 s server timeout gives."""
+    data = body.get("data") or {}
+    errors = list(body.get("errors") or [])
+    nodes = ((data.get("demarche") or {}).get("dossiers") or {}).get("nodes") if isinstance(data, dict) else None
+    if nodes:
+        for i in range(0, len(nodes), 3):
+            nodes[i] = None
+            errors.append(
+                {
+                    "message": "Timeout on Dossier.champs",
+                    "locations": [],
+                    "path": ["demarche", "dossiers", "nodes", i, "champs"],
+                    "extensions": {"code": "timeout"},
+                }
+            )
+    else:
+        root = next(iter(data), "demarche") if isinstance(data, dict) else "demarche"
+        errors.append(
+            {
+                "message": "Timeout on Dossier.champs" if root == "dossier" else f"Timeout on Query.{root}",
+                "locations": [],
+                "path": [root, "champs"] if root == "dossier" else [root],
+                "extensions": {"code": "timeout"},
+            }
+        )
+        body["data"] = None
+    body["errors"] = errors
+    return body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "nginx"
+    sys_version = ""
+    timeout = 120
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: tests and benchmarks read their own output."""
+
+    @property
+    def app(self) -> FakeDS:
+        return self.server.app
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        self._send(status, body, "application/json; charset=utf-8")
+
+    def _too_many(self, retry_after: float) -> None:
+        self.app.stats.add("throttled")
+        wait = math.ceil(retry_after)
+        self._send(
+            429,
+            THROTTLED_BODY.encode(),
+            "text/plain; charset=utf-8",
+            {
+                "Retry-After": str(wait),
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(int(time.time()) + wait),
+            },
+        )
+
+    def do_POST(self) -> None:
+        """The GraphQL endpoint."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path.split("?")[0] != GRAPHQL_PATH:
+            self._send(404, b"Not Found\n", "text/plain")
+            return
+        app = self.app
+        app.stats.add("requests")
+        if app.faults.latency > 0:
+            time.sleep(app.faults.latency)
+        fault = app.faults.draw()
+        if fault:
+            app.stats.count("faults", fault)
+        if fault == "429":
+            self._too_many(app.faults.retry_after)
+            return
+        if fault in ("502", "503"):
+            self._send(int(fault), HTML_ERRORS[int(fault)].encode(), "text/html; charset=utf-8")
+            return
+        auth_header = self.headers.get("Authorization") or ""
+        wait = app._throttle(auth_header)
+        if wait is not None:
+            self._too_many(wait)
+            return
+        token = _bearer(auth_header)
+        spec = app.tokens.get(token) if token else None
+        if spec is None:
+            self._json(403, _error_body("Without a token, only persisted queries are allowed", "forbidden"))
+            return
+        if spec.expired or app.faults.expired_token:
+            self._json(401, _error_body("Token expired", "unauthorized"))
+            return
+        if spec.forbidden_network or app.faults.forbidden_network:
+            self._json(
+                403,
+                _error_body(
+                    "Request issued from a forbidden network. Add 127.0.0.1/32 to your "
+                    "allowed adresses in your /profil",
+                    "forbidden",
+                ),
+            )
+            return
+        try:
+            request = json.loads(raw or b"{}")
+            variables = request.get("variables")
+            if isinstance(variables, str):
+                variables = json.loads(variables) if variables.strip() else None
+            query = request.get("query")
+            if not isinstance(query, str):
+                raise ValueError("query")
+        except (ValueError, AttributeError):
+            self._json(400, _error_body("No query string was present", "bad_request"))
+            return
+        prepared = app.documents.get(query)
+        operation_name = request.get("operationName") or None
+        if operation_name is None and len(prepared.operations) == 1:
+            operation_name = next(iter(prepared.operations))
+        app.stats.count("operations", operation_name or "")
+        if prepared.syntax_error:
+            self._json(400, {"errors": [e.formatted for e in prepared.errors]})
+            return
+        ctx = RequestContext(app.dataset, spec, prepared.named, app.sign, app.stats)
+        body = run(prepared, ctx, variables, operation_name)
+        if fault == "timeout" and prepared.operations.get(operation_name) == OperationType.QUERY:
+            body = _inject_timeout(body)
+        self._json(200, body)
+
+    def do_GET(self) -> None:
+        """Signed file downloads."""
+        path = self.path.split("?")[0]
+        if not path.startswith("/files/"):
+            self._send(404 if path != GRAPHQL_PATH else 405, b"Not Found\n", "text/plain")
+            return
+        app = self.app
+        key, problem = app._verify(path[len("/files/") :])
+        if key is None:
+            self._send(403, f"Forbidden: {problem}\n".encode(), "text/plain")
+            return
+        spec = app.dataset.files.get(key)
+        if spec is None:
+            self._send(404, b"Not Found\n", "text/plain")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", spec.content_type)
+        self.send_header("Content-Length", str(spec.size))
+        self.send_header("Content-Disposition", "attachment; filename*=UTF-8''" + quote(spec.filename, safe=""))
+        self.end_headers()
+        corrupt = app.faults.is_corrupt(key)
+        try:
+            for chunk in app.dataset.content.stream(key, spec.size, corrupt=corrupt):
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        app.stats.add("files_served")

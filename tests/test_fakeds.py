@@ -1,0 +1,553 @@
+"""The fake DS server, over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLUnionType,
+    build_schema,
+    validate,
+)
+from stdnum.fr import siret
+
+from itn7cli import queries
+from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+
+REAL_SCHEMA = Path(__file__).parents[2] / "shared/ds/schema.graphql"
+SUBSET = Path(__file__).parents[1] / "itn7cli/fakeds/schema.graphql"
+SINCE = "2021-01-01T00:00:00+00:00"
+SMALL_DOSSIERS = """
+query small($number: Int!, $first: Int, $after: String, $since: ISO8601DateTime, $created: ISO8601DateTime) {
+  demarche(number: $number) {
+    dossiers(first: $first, after: $after, updatedSince: $since, createdSince: $created) {
+      pageInfo { hasNextPage endCursor }
+      nodes { number dateDepot dateDerniereModification }
+    }
+  }
+}
+"""
+WITHOUT_FRAGMENTS = """
+query plain($number: Int!) {
+  dossier(number: $number) {
+    champs { __typename id label stringValue ... on TextChamp { value } ... on CheckboxChamp { checked: value } }
+  }
+}
+"""
+WITH_DROPDOWN = """
+query typed($number: Int!) {
+  dossier(number: $number) {
+    champs {
+      __typename id label stringValue
+      ... on TextChamp { value }
+      ... on DropDownListChamp { choice: value }
+      ... on YesNoChamp { yesNo: value }
+      ... on HeaderSectionChamp { level }
+    }
+  }
+}
+"""
+ANNOTATIONS = (
+    "query a($number: Int!) { dossier(number: $number) { id dateDerniereModification "
+    "dateDerniereModificationAnnotations annotations { id label stringValue } } }"
+)
+
+
+@pytest.fixture
+def dataset() -> Dataset:
+    return Dataset.generate(seed=1, counts={"general": 120, "labo": 30})
+
+
+@pytest.fixture
+def server(dataset: Dataset) -> Iterator[FakeDS]:
+    tokens = {
+        "tok-lecture": TokenSpec(write=False),
+        "tok-ecriture": TokenSpec(write=True, scope={dataset.numbers["general"]}),
+        "tok-perime": TokenSpec(expired=True),
+        "tok-reseau": TokenSpec(forbidden_network=True),
+    }
+    with FakeDS(dataset, tokens, url_ttl=2.0) as s:
+        yield s
+
+
+def post(
+    server: FakeDS,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    token: str | None = "tok-lecture",
+    auth: str | None = None,
+) -> httpx.Response:
+    headers = {}
+    if auth is not None:
+        headers["Authorization"] = auth
+    elif token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.post(server.url, json={"query": query, "variables": variables or {}}, headers=headers, timeout=10)
+
+
+def data(response: httpx.Response) -> Any:
+    body = response.json()
+    assert response.status_code == 200 and not body.get("errors"), body.get("errors")
+    return body["data"]
+
+
+def all_pages(server: FakeDS, number: int, **variables: Any) -> list[int]:
+    seen: list[int] = []
+    after = None
+    while True:
+        page = data(post(server, SMALL_DOSSIERS, {"number": number, "after": after, **variables}))
+        conn = page["demarche"]["dossiers"]
+        seen += [n["number"] for n in conn["nodes"]]
+        if not conn["pageInfo"]["hasNextPage"]:
+            return seen
+        after = conn["pageInfo"]["endCursor"]
+
+
+# ---------------------------------------------------------------- schema
+@pytest.mark.skipif(not REAL_SCHEMA.exists(), reason="../shared/ds/schema.graphql absent : test non exécuté")
+def test_schema_subset_matches_the_real_schema() -> None:
+    real = build_schema(REAL_SCHEMA.read_text(encoding="utf-8"))
+    subset = build_schema(SUBSET.read_text(encoding="utf-8"))
+    problems = []
+    for name, t in subset.type_map.items():
+        if name.startswith("__"):
+            continue
+        r = real.type_map.get(name)
+        if r is None or type(r) is not type(t):
+            problems.append(f"{name}: absent or of another kind")
+            continue
+        if isinstance(t, GraphQLObjectType | GraphQLInterfaceType):
+            assert isinstance(r, GraphQLObjectType | GraphQLInterfaceType)
+            real_ifaces = {i.name for i in r.interfaces}
+            problems += [f"{name} implements {i.name}" for i in t.interfaces if i.name not in real_ifaces]
+            for fname, f in t.fields.items():
+                rf = r.fields.get(fname)
+                if rf is None or str(rf.type) != str(f.type):
+                    problems.append(f"{name}.{fname}: {f.type} vs {rf.type if rf else 'absent'}")
+                    continue
+                for aname, a in f.args.items():
+                    ra = rf.args.get(aname)
+                    if ra is None or str(ra.type) != str(a.type) or ra.default_value != a.default_value:
+                        problems.append(f"{name}.{fname}({aname}): {a.type} vs {ra.type if ra else 'absent'}")
+                required = {n for n, a in rf.args.items() if a.type.__class__.__name__ == "GraphQLNonNull"}
+                problems += [f"{name}.{fname}: required argument {n} missing" for n in required - set(f.args)]
+        elif isinstance(t, GraphQLInputObjectType):
+            assert isinstance(r, GraphQLInputObjectType)
+            for fname, f in t.fields.items():
+                rf = r.fields.get(fname)
+                if rf is None or str(rf.type) != str(f.type):
+                    problems.append(f"input {name}.{fname}: {f.type} vs {rf.type if rf else 'absent'}")
+        elif isinstance(t, GraphQLEnumType):
+            assert isinstance(r, GraphQLEnumType)
+            problems += [f"enum {name}.{v}" for v in t.values if v not in r.values]
+        elif isinstance(t, GraphQLUnionType):
+            assert isinstance(r, GraphQLUnionType)
+            problems += [f"union {name}" for m in t.types if m.name not in {x.name for x in r.types}]
+    assert problems == []
+
+
+def test_every_client_document_validates_against_the_subset() -> None:
+    subset = build_schema(SUBSET.read_text(encoding="utf-8"))
+    for path in queries.operation_files():
+        for operation in _operations(path):
+            assert validate(subset, queries.document(operation)) == [], operation
+
+
+def _operations(path: Path) -> list[str]:
+    return re.findall(r"^(?:query|mutation)\s+(\w+)", path.read_text(encoding="utf-8"), re.M)
+
+
+# ---------------------------------------------------------------- dataset
+def test_generation_is_deterministic_and_5000_dossiers_take_under_5_seconds() -> None:
+    started = time.perf_counter()
+    big = Dataset.generate(seed=7, counts={"general": 5000, "labo": 100})
+    assert time.perf_counter() - started < 5
+    again = Dataset.generate(seed=7, counts={"general": 5000, "labo": 100})
+    assert sorted(big.dossiers) == sorted(again.dossiers)
+    assert len(big.visible_numbers("general")) == 5000
+
+
+def test_generated_applicants_have_luhn_valid_sirets(dataset: Dataset) -> None:
+    morales = [d.applicant for d in dataset.dossiers.values() if d.applicant.typename != "PersonnePhysique"]
+    assert all(siret.is_valid(a.siret) for a in morales)
+    assert {"7210", "7346", "7348", "7220", "7355", "9220"} <= {a.cj for a in morales}
+
+
+# ---------------------------------------------------------------- paging
+def test_a_page_is_capped_at_100_dossiers_even_when_500_are_asked(server: FakeDS, dataset: Dataset) -> None:
+    page = data(
+        post(
+            server,
+            queries.text("getDossiers"),
+            {"number": dataset.numbers["general"], "first": 500, "updatedSince": SINCE},
+        )
+    )
+    conn = page["demarche"]["dossiers"]
+    assert len(conn["nodes"]) == 100
+    assert conn["pageInfo"]["hasNextPage"] is True
+
+
+def test_cursors_hold_utc_with_microseconds_and_dates_use_the_paris_offset(server: FakeDS, dataset: Dataset) -> None:
+    page = data(post(server, SMALL_DOSSIERS, {"number": dataset.numbers["general"], "first": 3, "since": SINCE}))
+    conn = page["demarche"]["dossiers"]
+    ts, db_id = base64.b64decode(conn["pageInfo"]["endCursor"]).decode().split(";")
+    assert len(ts) == len("2021-05-12T12:03:22.123456Z") and ts.endswith("Z") and db_id.isdigit()
+    assert conn["nodes"][0]["dateDepot"][-6:] in ("+01:00", "+02:00")
+
+
+def test_paging_by_updated_since_survives_dossiers_changing_between_pages(server: FakeDS, dataset: Dataset) -> None:
+    number = dataset.numbers["general"]
+    first = data(post(server, SMALL_DOSSIERS, {"number": number, "first": 50, "since": SINCE}))
+    conn = first["demarche"]["dossiers"]
+    seen = [n["number"] for n in conn["nodes"]]
+    dataset.edit_champ(seen[0], 1012, "Titre modifié pendant la synchronisation")
+    rest = _continue(server, number, conn["pageInfo"]["endCursor"])
+    assert sorted(set(seen + rest)) == sorted(dataset.visible_numbers("general"))
+    assert rest[-1] == seen[0]
+
+
+def _continue(server: FakeDS, number: int, after: str) -> list[int]:
+    seen: list[int] = []
+    while True:
+        page = data(post(server, SMALL_DOSSIERS, {"number": number, "first": 50, "since": SINCE, "after": after}))
+        conn = page["demarche"]["dossiers"]
+        seen += [n["number"] for n in conn["nodes"]]
+        if not conn["pageInfo"]["hasNextPage"]:
+            return seen
+        after = conn["pageInfo"]["endCursor"]
+
+
+def test_updated_since_filters_on_updated_at_and_ignores_created_since(server: FakeDS, dataset: Dataset) -> None:
+    number = dataset.numbers["general"]
+    changed = dataset.visible_numbers("general")[5]
+    since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 1))
+    dataset.set_state(changed, "accepte")
+    page = data(post(server, SMALL_DOSSIERS, {"number": number, "since": since, "created": "2030-01-01T00:00:00Z"}))
+    assert [n["number"] for n in page["demarche"]["dossiers"]["nodes"]] == [changed]
+
+
+def test_an_empty_last_page_has_a_null_end_cursor(server: FakeDS, dataset: Dataset) -> None:
+    page = data(post(server, SMALL_DOSSIERS, {"number": dataset.numbers["labo"], "since": "2030-01-01T00:00:00Z"}))
+    assert page["demarche"]["dossiers"] == {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": []}
+
+
+# ---------------------------------------------------------------- deletions
+def test_hidden_dossiers_move_to_pending_deletions_except_expired_ones(server: FakeDS, dataset: Dataset) -> None:
+    number = dataset.numbers["labo"]
+    by_admin, expired = dataset.visible_numbers("labo")[:2]
+    before = {n["number"] for n in _deletions(server, number)["pendingDeletedDossiers"]["nodes"]}
+    dataset.hide(by_admin, by="administration")
+    dataset.hide(expired, by="expired")
+    after = _deletions(server, number)
+    pending = {n["number"]: n for n in after["pendingDeletedDossiers"]["nodes"]}
+    assert set(pending) - before == {by_admin}
+    assert pending[by_admin]["reason"] == "instructeur_request"
+    assert not {by_admin, expired} & set(all_pages(server, number, since=SINCE))
+
+
+def test_purging_a_dossier_its_usager_deleted_backdates_deleted_at(server: FakeDS, dataset: Dataset) -> None:
+    target = next(n for n in dataset.visible_numbers("general") if dataset.dossier(n).state == "en_construction")
+    dataset.hide(target, by="usager")
+    hidden_at = _pending_date(server, dataset, target)
+    time.sleep(1.1)
+    dataset.purge(target)
+    deleted = {n["number"]: n for n in _deletions(server, dataset.numbers["general"])["deletedDossiers"]["nodes"]}
+    assert deleted[target]["dateSupression"] == hidden_at
+    assert deleted[target]["reason"] == "user_request"
+
+
+def _pending_date(server: FakeDS, dataset: Dataset, target: int) -> str:
+    nodes = _deletions(server, dataset.numbers["general"])["pendingDeletedDossiers"]["nodes"]
+    date: str = next(n["dateSupression"] for n in nodes if n["number"] == target)
+    return date
+
+
+def _deletions(server: FakeDS, number: int) -> Any:
+    return data(post(server, queries.text("getDeletions"), {"number": number}))["demarche"]
+
+
+def test_a_restored_dossier_comes_back_after_the_cursor(server: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    dataset.hide(target)
+    dataset.restore(target)
+    assert all_pages(server, dataset.numbers["general"], since=SINCE)[-1] == target
+
+
+def test_a_hidden_dossier_is_not_found(server: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    dataset.hide(target)
+    body = post(server, queries.text("getDossier"), {"number": target}).json()
+    assert body["data"] is None
+    assert body["errors"][0]["message"] == "Dossier not found"
+    assert body["errors"][0]["extensions"] == {"code": "not_found"}
+
+
+# ---------------------------------------------------------------- champ typing
+def test_drop_down_champs_are_text_champs_unless_the_document_names_their_type(
+    server: FakeDS, dataset: Dataset
+) -> None:
+    target = dataset.visible_numbers("general")[0]
+    plain = {c["label"]: c for c in data(post(server, WITHOUT_FRAGMENTS, {"number": target}))["dossier"]["champs"]}
+    typed = {c["label"]: c for c in data(post(server, WITH_DROPDOWN, {"number": target}))["dossier"]["champs"]}
+    kind = "Type de collectivité"
+    assert (plain[kind]["__typename"], typed[kind]["__typename"]) == ("TextChamp", "DropDownListChamp")
+    assert plain[kind]["value"] == typed[kind]["choice"] == dataset.dossier(target).applicant.kind
+    multi = "Le projet est-il porté par plusieurs collectivités ?"
+    assert (plain[multi]["__typename"], typed[multi]["__typename"]) == ("CheckboxChamp", "YesNoChamp")
+    assert plain["Porteur du projet"]["__typename"] == "TextChamp"
+    assert plain["Courriel du contact opérationnel"]["__typename"] == "TextChamp"
+
+
+def test_conditional_partners_block_is_omitted_for_a_single_porteur(server: FakeDS, dataset: Dataset) -> None:
+    target = next(
+        n
+        for n in dataset.visible_numbers("general")
+        if dataset.dossier(n).revision.number % 10 == 1 and dataset.dossier(n).values.get(1004) is False
+    )
+    node = data(post(server, queries.text("getDossier"), {"number": target}))["dossier"]
+    labels = [c["label"] for c in node["champs"]]
+    assert "Collectivités partenaires" not in labels
+    population = next(c for c in node["champs"] if c["label"].startswith("Population"))
+    assert population["__typename"] == "IntegerNumberChamp" and isinstance(population["integer"], str)
+
+
+def test_rows_and_row_champs_carry_the_row_id(server: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    node = data(post(server, queries.text("getDossier"), {"number": target}))["dossier"]
+    block = next(c for c in node["champs"] if c["label"] == "Dépenses prévisionnelles")
+    row = block["rows"][0]
+    row_id = base64.b64decode(row["id"]).decode().removeprefix("Row-")
+    assert base64.b64decode(row["champs"][0]["id"]).decode() == f"Champ-1032|{row_id}"
+    assert row["champs"][0]["champDescriptorId"] == base64.b64encode(b"Champ-1032").decode()
+
+
+# ---------------------------------------------------------------- auth and limits
+@pytest.mark.parametrize(
+    ("auth", "status", "message"),
+    [
+        (None, 403, "Without a token, only persisted queries are allowed"),
+        ("Bearer inconnu", 403, "Without a token, only persisted queries are allowed"),
+        ("Bearer tok-perime", 401, "Token expired"),
+        (
+            "Bearer tok-reseau",
+            403,
+            "Request issued from a forbidden network. Add 127.0.0.1/32 to your allowed adresses in your /profil",
+        ),
+    ],
+)
+def test_authentication_failures_have_the_real_status_and_body(
+    server: FakeDS, dataset: Dataset, auth: str | None, status: int, message: str
+) -> None:
+    response = post(server, SMALL_DOSSIERS, {"number": dataset.numbers["general"]}, token=None, auth=auth)
+    assert response.status_code == status
+    assert response.json() == {
+        "errors": [{"message": message, "extensions": {"code": "unauthorized" if status == 401 else "forbidden"}}],
+        "data": None,
+    }
+
+
+def test_the_token_equals_form_of_the_header_is_accepted(server: FakeDS, dataset: Dataset) -> None:
+    response = post(
+        server, SMALL_DOSSIERS, {"number": dataset.numbers["general"], "first": 1}, auth="Bearer token=tok-lecture"
+    )
+    assert data(response)["demarche"]["dossiers"]["nodes"]
+
+
+def test_a_demarche_outside_the_token_scope_is_hidden_with_http_200(server: FakeDS, dataset: Dataset) -> None:
+    response = post(server, SMALL_DOSSIERS, {"number": dataset.numbers["labo"]}, token="tok-ecriture")
+    assert response.status_code == 200
+    assert response.json() == {
+        "data": None,
+        "errors": [
+            {
+                "message": "An object of type Demarche was hidden due to permissions",
+                "locations": [{"line": 3, "column": 3}],
+                "path": ["demarche"],
+                "extensions": {"code": "unauthorized"},
+            }
+        ],
+    }
+
+
+def test_going_past_the_rate_limit_gives_429_with_retry_after(server: FakeDS, dataset: Dataset) -> None:
+    server.rate_limit = 3
+    statuses = [
+        post(server, SMALL_DOSSIERS, {"number": dataset.numbers["general"], "first": 1}).status_code for _ in range(4)
+    ]
+    last = post(server, SMALL_DOSSIERS, {"number": dataset.numbers["general"], "first": 1})
+    assert statuses == [200, 200, 200, 429]
+    assert last.status_code == 429 and last.text.startswith("Calme toi, cowboy")
+    assert 50 <= int(last.headers["Retry-After"]) <= 60
+    assert last.headers["RateLimit-Remaining"] == "0"
+    assert server.stats.throttled == 2
+
+
+# ---------------------------------------------------------------- faults
+def test_forced_faults_give_429_then_html_503_then_success(server: FakeDS, dataset: Dataset) -> None:
+    server.faults.fail_next(1, "429")
+    server.faults.fail_next(1, "503")
+    variables = {"number": dataset.numbers["general"], "first": 1}
+    throttled, unavailable, ok = (post(server, SMALL_DOSSIERS, variables) for _ in range(3))
+    assert (throttled.status_code, throttled.headers["Retry-After"]) == (429, "1")
+    assert unavailable.status_code == 503 and unavailable.headers["Content-Type"].startswith("text/html")
+    assert ok.status_code == 200
+
+
+def test_a_timeout_fault_gives_partial_data_with_null_nodes(server: FakeDS, dataset: Dataset) -> None:
+    server.faults.fail_next(1, "timeout")
+    body = post(
+        server, queries.text("getDossiers"), {"number": dataset.numbers["general"], "first": 10, "updatedSince": SINCE}
+    ).json()
+    nodes = body["data"]["demarche"]["dossiers"]["nodes"]
+    assert nodes[0] is None and nodes[1] is not None
+    assert body["errors"][0]["extensions"] == {"code": "timeout"}
+    assert body["errors"][0]["path"] == ["demarche", "dossiers", "nodes", 0, "champs"]
+
+
+def test_a_fail_rate_draws_faults_from_the_chosen_kinds(server: FakeDS, dataset: Dataset) -> None:
+    server.faults.fail_rate = 0.5
+    server.faults.kinds = ("502",)
+    statuses = {
+        post(server, SMALL_DOSSIERS, {"number": dataset.numbers["general"], "first": 1}).status_code for _ in range(20)
+    }
+    assert statuses == {200, 502}
+
+
+def test_latency_is_paid_concurrently_by_parallel_requests(server: FakeDS, dataset: Dataset) -> None:
+    server.faults.latency = 0.4
+    started = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        list(
+            pool.map(
+                lambda _: post(server, SMALL_DOSSIERS, {"number": dataset.numbers["general"], "first": 1}), range(4)
+            )
+        )
+    assert 0.4 <= time.perf_counter() - started < 1.2
+
+
+# ---------------------------------------------------------------- files
+def _files(server: FakeDS, number: int) -> list[dict[str, Any]]:
+    node = data(post(server, queries.text("getDossier"), {"number": number}))["dossier"]
+    return [f for c in node["champs"] if c["__typename"] == "PieceJustificativeChamp" for f in c["files"]]
+
+
+def test_file_urls_serve_bytes_matching_the_checksum_then_expire(server: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    f = _files(server, target)[0]
+    response = httpx.get(f["url"])
+    assert response.status_code == 200
+    assert len(response.content) == int(f["byteSize"])
+    assert base64.b64encode(hashlib.md5(response.content).digest()).decode() == f["checksum"]
+    time.sleep(2.1)
+    assert httpx.get(f["url"]).status_code == 403
+
+
+def test_a_corrupt_file_fault_serves_bytes_that_fail_the_checksum(server: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    spec = next(
+        iter(v for v in dataset.dossier(target).values.values() if isinstance(v, list) and v and hasattr(v[0], "key"))
+    )[0]
+    server.faults.corrupt(spec.key)
+    f = next(f for f in _files(server, target) if f["filename"] == spec.filename)
+    body = httpx.get(f["url"]).content
+    assert len(body) == spec.size
+    assert base64.b64encode(hashlib.md5(body).digest()).decode() != f["checksum"]
+
+
+def test_hostile_filenames_are_served_as_they_were_uploaded(server: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    dataset.attach_file(target, "Devis de la prestation", "../../etc/passwd")
+    assert "../../etc/passwd" in [f["filename"] for f in _files(server, target)]
+
+
+# ---------------------------------------------------------------- mutation
+def _mutation(
+    server: FakeDS,
+    dataset: Dataset,
+    number: int,
+    instructeur: int,
+    annotation_id: str,
+    value: dict[str, Any],
+    token: str = "tok-ecriture",
+) -> Any:
+    return data(
+        post(
+            server,
+            queries.text("modifierAnnotations"),
+            {
+                "input": {
+                    "dossierId": dataset.dossier(number).id,
+                    "instructeurId": base64.b64encode(f"Instructeur-{instructeur}".encode()).decode(),
+                    "annotations": [{"id": annotation_id, "value": value}],
+                }
+            },
+            token=token,
+        )
+    )["dossierModifierAnnotations"]
+
+
+CONTROLE = base64.b64encode(b"Champ-1904").decode()
+
+
+def test_a_read_only_token_cannot_write_annotations(server: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    result = _mutation(
+        server,
+        dataset,
+        target,
+        dataset.groupe_instructeurs(target)[0],
+        CONTROLE,
+        {"text": "éligible"},
+        token="tok-lecture",
+    )
+    read_only = "Le jeton utilisé est configuré seulement en lecture"
+    assert result == {"annotations": None, "errors": [{"message": read_only}]}
+
+
+def test_an_instructeur_outside_the_groupe_cannot_write_annotations(server: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    outsider = next(i for i in dataset.instructeurs if i not in dataset.groupe_instructeurs(target))
+    result = _mutation(server, dataset, target, outsider, CONTROLE, {"text": "éligible"})
+    assert result["errors"] == [{"message": "L’instructeur n’a pas les droits d’accès à ce dossier"}]
+
+
+def test_an_unknown_annotation_id_is_an_error(server: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    result = _mutation(
+        server,
+        dataset,
+        target,
+        dataset.groupe_instructeurs(target)[0],
+        base64.b64encode(b"Champ-1012").decode(),
+        {"text": "x"},
+    )
+    assert result["annotations"] is None and result["errors"][0]["message"]
+
+
+def test_writing_an_annotation_updates_it_and_bumps_the_dossier(server: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    before = data(post(server, ANNOTATIONS, {"number": target}))["dossier"]
+    result = _mutation(
+        server, dataset, target, dataset.groupe_instructeurs(target)[0], CONTROLE, {"text": "eligible : aucun motif"}
+    )
+    after = data(post(server, ANNOTATIONS, {"number": target}))["dossier"]
+    assert result == {
+        "annotations": [{"id": CONTROLE, "champDescriptorId": CONTROLE, "stringValue": "eligible : aucun motif"}],
+        "errors": None,
+    }
+    assert after["dateDerniereModification"] > before["dateDerniereModification"]
+    assert after["dateDerniereModificationAnnotations"] > before["dateDerniereModificationAnnotations"]
+    assert (server.stats.mutations, server.stats.mutations_applied) == (1, 1)
