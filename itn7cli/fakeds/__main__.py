@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"url={server.url}", flush=True)
         print(f"token={args.token}", flush=True)
         print(f"general={dataset.numbers['general']} labo={dataset.numbers['labo']}", flush=True)
-        stop.wait()
+        while not stop.wait(0.2):
+            pass
     return 0
 
 

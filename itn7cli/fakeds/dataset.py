@@ -643,6 +643,9 @@ class Dataset:
         sub: float | None = round(total * rate, 2)
         if index % 53 == 15:
             sub = round(total * 1.1, 2)
+        if a.kind == "Commune" and sub is not None and sub > 30_000:
+            # Communes read the call's cap and mostly stay under it.
+            sub = 30_000.0 - r.randint(0, 40) * 100
         if a.kind == "Commune" and index % 37 == 12:
             sub = max(sub or 0.0, 32_000.0 + r.randint(0, 20) * 500)
             v[s("cout_total")] = max(total, round(sub / 0.8, 2))

@@ -243,9 +243,9 @@ def project(r: random.Random, index: int, key: str) -> Project:
     free = any("logiciel libre" in p for p in positives) or r.random() < 0.3
     eligible = [n for n in EXPENSE_NATURES if n not in (EXPENSE_NATURES[4], EXPENSE_NATURES[5])]
     natures = r.sample(eligible, r.randint(1, 4))
-    if index % 17 == 10:
+    if index % 29 == 10:
         natures.append(EXPENSE_NATURES[4])
-    if index % 19 == 11:
+    if index % 31 == 11:
         natures.append(EXPENSE_NATURES[5])
     if index in (27, 57):
         natures = [EXPENSE_NATURES[4], EXPENSE_NATURES[5]]
