@@ -1,0 +1,106 @@
+"""Priority criteria of the call (RULES.md « Priority criteria »): information for the committee,
+never a reason to reject.
+
+The score, out of 9:
+- ZRR: 2 × the share of the applicant's communes classified in ZRR (a commune: 0 or 2; an EPCI,
+  a département or the Région: the share of its PACA member communes);
+- size (population municipale 2021): petite 2, moyenne 1, grande 0;
+- free software: 1 when the form says so or the texts speak of free software / reuse;
+- 1 per bonus theme found in the texts or ticked in « Le projet s'inscrit dans »: inclusion
+  numérique, citoyenneté, emploi/formation, diagnostic/analyse des besoins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .engine import Context, Unreadable
+from .mapping import Dossier
+from .texte import Family, hits, normalize, project_texts
+
+LIBRE = Family(
+    words=(r"logiciels? libres?", r"open source", r"code source (?:ouvert|publie)", r"licence libre", r"a?gpl",
+           r"eupl", r"mutualis(?:e|ee|es|ees|ation)", r"reutilis(?:able|ation)", r"reproductible", r"essaimage",
+           r"communs? numeriques?", r"adullact", r"comptoir du libre", r"incubateur des territoires"),
+    acronyms=("MIT", "SILL"),
+)
+BONUS = {
+    "inclusion": Family(
+        words=(r"inclusion numerique", r"mediation numerique", r"conseillers? numeriques?", r"fracture numerique",
+               r"illectronisme", r"aidants connect", r"france services", r"pass numerique", r"accessibilite",
+               r"publics? eloignes?"),
+        acronyms=("RGAA",)),
+    "citoyennete": Family(
+        words=(r"citoyennete", r"participation citoyenne", r"democratie participative", r"budgets? participatifs?",
+               r"consultations? (?:citoyennes?|publiques?)", r"concertation", r"civic ?tech", r"decidim",
+               r"conseils? citoyens?")),
+    "emploi_formation": Family(
+        words=(r"formations?", r"montee en competences?", r"acculturation", r"pix", r"tutorat", r"emploi",
+               r"insertion", r"apprentissage", r"alternance")),
+    "diagnostic": Family(
+        words=(r"diagnostics?", r"analyse des besoins", r"etat des lieux", r"enquetes? (?:usagers|agents)",
+               r"schemas? directeurs?")),
+}
+# Options of « Le projet s'inscrit dans » (forms.json), by accent-free prefix.
+INSCRIPTION_THEMES = {"une demarche d'inclusion": "inclusion", "la reprise de l'emploi": "emploi_formation",
+                      "l'exercice de la citoyennete": "citoyennete"}
+SHORT_DESCRIPTION = 200  # characters: "an empty or very short description" (REFERENCE.md B5)
+MISSING_REFDATA = "données de référence absentes"
+
+
+def size_class(population: int | None, ctx: Context) -> str | None:
+    if population is None:
+        return None
+    if population < ctx.settings.taille_petite:
+        return "petite"
+    return "moyenne" if population <= ctx.settings.taille_grande else "grande"
+
+
+def territory(d: Dossier, ctx: Context, notes: list[str]) -> tuple[float | None, int | None]:
+    """(share of ZRR communes, population municipale 2021) of the applicant, from the reference data."""
+    if ctx.refdata is None or ctx.refdata.empty:
+        notes.append(MISSING_REFDATA)
+        return None, None
+    found = ctx.refdata.applicant(d.siren, d.city_code if d.cj == "7210" else None)
+    if found is None:
+        notes.append(f"porteur absent des données de référence (SIREN {d.siren or 'inconnu'})")
+        declared = d.amount("population")[1] if d.champ("population") else None
+        if declared is not None:
+            notes.append("population déclarée par le porteur")
+        return None, int(declared) if declared is not None else None
+    return found
+
+
+def themes(d: Dossier, texts: list[str]) -> list[str]:
+    found = {name for name, family in BONUS.items() if hits(family, texts, limit=1)}
+    for value in d.values("inscription"):
+        for prefix, name in INSCRIPTION_THEMES.items():
+            if normalize(value).startswith(prefix):
+                found.add(name)
+    return sorted(found)
+
+
+def priority(d: Dossier, ctx: Context) -> dict[str, Any]:
+    """The priority criteria and the documented score of one dossier; unreadable champs become a note."""
+    try:
+        return _priority(d, ctx)
+    except Unreadable as exc:
+        return {"zrr": None, "taille": None, "population": None, "libre": None, "libre_mots": [], "bonus": [],
+                "score": 0.0, "notes": [exc.message]}
+
+
+def _priority(d: Dossier, ctx: Context) -> dict[str, Any]:
+    notes: list[str] = []
+    zrr, population = territory(d, ctx, notes)
+    texts = project_texts(d)
+    declared_libre = d.yes_no("logiciel_libre")
+    libre_words = [word for word, _ in hits(LIBRE, texts)]
+    bonus = themes(d, texts)
+    taille = size_class(population, ctx)
+    if len(d.text("situation")) < SHORT_DESCRIPTION:
+        notes.append("description de la situation existante absente ou très courte")
+    score = (2 * (zrr or 0.0) + {"petite": 2, "moyenne": 1}.get(taille or "", 0)
+             + (1 if declared_libre or libre_words else 0) + len(bonus))
+    return {"zrr": None if zrr is None else round(zrr, 2), "taille": taille, "population": population,
+            "libre": declared_libre, "libre_mots": libre_words, "bonus": bonus, "score": round(score, 1),
+            "notes": notes}

@@ -1,0 +1,172 @@
+"""Keyword rules on the project's texts (RULES.md `urbanisme`, `archivage`, `depenses_ineligibles`).
+
+Matching (REFERENCE.md §6): words are compared lower-cased and without accents, on word boundaries;
+acronyms (ADS, SAE, ETP…) only in capitals on the raw text, so "ads" inside a word or "sae" in
+lower case never match. A keyword only ever flags for review. Documented false positives are
+removed before reporting: "recrutement d'un prestataire" is not a staff cost, "formation des
+agents" is an eligible theme, "poste de travail" is a computer (equipment), not a job.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+
+from .engine import A_VERIFIER, ELIGIBLE, Context, Finding, rule
+from .mapping import TEXT_ROLES, Dossier
+
+
+def normalize(text: str) -> str:
+    """Lower case without accents, same length as `text` so match positions map back to the raw text."""
+    chars = []
+    for char in text:
+        if char in "’‘`´":
+            chars.append("'")
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)).lower()
+        chars.append(base if len(base) == 1 else char.lower() if len(char.lower()) == 1 else char)
+    return "".join(chars)
+
+
+def _alternation(parts: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile(r"\b(?:" + "|".join(parts) + r")\b") if parts else None
+
+
+class Family:
+    """A list of keywords: accent-free lower-case regexes, capital acronyms, false positives.
+
+    `weak` acronyms and `weak_words` only count when the text also matches `context`
+    (SVE and DIA are used for other procedures than urbanism).
+    """
+
+    def __init__(self, *, words: tuple[str, ...], acronyms: tuple[str, ...] = (),
+                 false_positives: tuple[str, ...] = (), weak: tuple[str, ...] = (),
+                 weak_words: tuple[str, ...] = (), context: str | None = None) -> None:
+        self.words = _alternation(words)
+        self.acronyms = _alternation(acronyms)
+        self.false_positives = _alternation(false_positives)
+        self.weak = _alternation(weak)
+        self.weak_words = _alternation(weak_words)
+        self.context = re.compile(context) if context else None
+
+    def matches(self, raw: str, normalized: str) -> Iterator[tuple[int, int]]:
+        """(start, end) of every match in `raw`, false positives and unsupported weak terms left out."""
+        spans: list[tuple[int, int]] = []
+        for pattern, text in ((self.words, normalized), (self.acronyms, raw)):
+            if pattern:
+                spans += [m.span() for m in pattern.finditer(text)]
+        if self.context is None or self.context.search(normalized):
+            for pattern, text in ((self.weak, raw), (self.weak_words, normalized)):
+                if pattern:
+                    spans += [m.span() for m in pattern.finditer(text)]
+        false = [m.span() for m in self.false_positives.finditer(normalized)] if self.false_positives else []
+        for start, end in sorted(spans):
+            if not any(fs <= start and end <= fe for fs, fe in false):
+                yield start, end
+
+
+STAFF = Family(  # E1: frais de personnel
+    words=(r"recrut(?:er|ement|ements)", r"embauch\w*", r"salaires?", r"remunerations?", r"masse salariale",
+           r"charges de personnel", r"frais de personnel", r"depenses de personnel", r"chapitre 012",
+           r"equivalents? temps plein", r"contrats? de projet", r"vacataires?",
+           r"postes? de (?:charge|chef|agent|technicien|conseiller)\w*", r"creations? de postes?",
+           r"valorisation du temps (?:agent|passe)\w*"),
+    acronyms=("ETP", "CDD"),
+    false_positives=(r"recrut(?:er|ement) (?:d'un|du|des|de) prestataires?", r"formations? des agents"),
+)
+EQUIPMENT = Family(  # E2: achat de matériel informatique
+    words=(r"materiels? informatiques?", r"equipements? informatiques?", r"achats? de materiels?",
+           r"ordinateurs?", r"pc portables?", r"postes? de travail", r"tablettes?", r"smartphones?",
+           r"telephones?", r"ecrans?", r"imprimantes?", r"copieurs?", r"serveurs?", r"baies?", r"switch",
+           r"routeurs?", r"bornes? wifi", r"videoprojecteurs?", r"visioconference (?:materiel|salle)",
+           r"peripheriques", r"onduleurs?"),
+    acronyms=("NAS", "TBI"),
+    # "serveur vocal interactif" is a service the call cites as an example, not a purchase.
+    false_positives=(r"serveurs? vocaux?(?: interactifs?)?", r"serveurs? vocal(?: interactif)?"),
+)
+RECURRING = Family(  # E2 sub-flag: recurring operating costs
+    words=(r"abonnements?", r"maintenance annuelle", r"hebergement (?:annuel|mensuel)",
+           r"licences? annuelles?", r"location"),
+)
+URBANISM = Family(  # E3
+    words=(r"droit des sols", r"autorisations? d'urbanisme", r"permis de construire", r"permis d'amenager",
+           r"declarations? prealables?", r"certificats? d'urbanisme", r"declarations? d'intention d'aliener",
+           r"instruction (?:dematerialisee|des dossiers d'urbanisme)", r"gnau",
+           r"guichet numerique des autorisations d'urbanisme", r"plat'?au", r"demat[ .-]?ads",
+           r"cart@ds", r"netads", r"openads", r"oxalis", r"r'ads"),
+    acronyms=("ADS",),
+    weak=("SVE", "DIA"),
+    weak_words=(r"saisine par voie electronique",),
+    context=r"urbanisme",
+)
+ARCHIVING = Family(  # E4
+    words=(r"archivage(?: electronique| numerique)?", r"archives (?:departementales|communales|municipales)",
+           r"systeme d'archivage electronique", r"as@lae", r"vitam", r"numerisation des archives",
+           r"records management", r"versements? (?:aux|d'|des) archives"),
+    # "versement" alone is mostly the payment of the grant: only "versement aux archives" counts.
+    acronyms=("SAE",),
+)
+
+
+def project_texts(d: Dossier) -> list[str]:
+    """The free texts the keyword rules read: title, descriptions and expense descriptions."""
+    texts = [d.text(role) for role in TEXT_ROLES]
+    texts += [row.text("depense_description") for row in d.rows("depenses")]
+    return [t for t in texts if t]
+
+
+def snippet(text: str, start: int, end: int, width: int = 35) -> str:
+    """The matched words with some context, on one line."""
+    left = max(0, start - width)
+    right = min(len(text), end + width)
+    body = " ".join(text[left:right].split())
+    return ("…" if left else "") + body + ("…" if right < len(text) else "")
+
+
+def hits(family: Family, texts: Iterable[str], limit: int = 3) -> list[tuple[str, str]]:
+    """Distinct matched words (as written) with a context snippet, at most `limit`."""
+    found: dict[str, str] = {}
+    for text in texts:
+        normalized = normalize(text)
+        for start, end in family.matches(text, normalized):
+            word = text[start:end]
+            found.setdefault(normalize(word), f"« {word} » ({snippet(text, start, end)})")
+    return list(found.items())[:limit]
+
+
+def describe(matches: list[tuple[str, str]]) -> str:
+    return " ; ".join(context for _, context in matches)
+
+
+@rule("urbanisme")
+def urbanisme(d: Dossier, ctx: Context) -> Iterable[Finding]:
+    """Texts about dematerialising urbanism authorisations (ADS, permis de construire…): excluded."""
+    found = hits(URBANISM, project_texts(d))
+    if found:
+        yield Finding("urbanisme", A_VERIFIER, "Le projet semble porter sur les autorisations d'urbanisme, exclues "
+                      f"de cet appel (programme Démat.ADS) : {describe(found)}.")
+
+
+@rule("archivage")
+def archivage(d: Dossier, ctx: Context) -> Iterable[Finding]:
+    """Texts about departmental or communal archiving: such projects belong to Axe 2."""
+    found = hits(ARCHIVING, project_texts(d))
+    if found:
+        yield Finding("archivage", A_VERIFIER, "Le projet semble porter sur l'archivage, qui relève de l'Axe 2 : "
+                      f"{describe(found)}.")
+
+
+@rule("depenses_ineligibles")
+def depenses_mots_cles(d: Dossier, ctx: Context) -> Iterable[Finding]:
+    """Texts mentioning staff costs or equipment purchases (review); recurring costs as information."""
+    texts = project_texts(d)
+    if found := hits(STAFF, texts):
+        yield Finding("depenses_ineligibles", A_VERIFIER,
+                      f"Le texte évoque des frais de personnel, non finançables : {describe(found)}.")
+    if found := hits(EQUIPMENT, texts):
+        yield Finding("depenses_ineligibles", A_VERIFIER,
+                      f"Le texte évoque un achat de matériel informatique, non finançable : {describe(found)}.")
+    if found := hits(RECURRING, texts):
+        yield Finding("depenses_ineligibles", ELIGIBLE, "Information : le texte évoque des coûts de fonctionnement "
+                      f"récurrents, à examiner : {describe(found)}.")
