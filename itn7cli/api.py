@@ -58,17 +58,14 @@ class RateLimiter:
         self.lock = threading.Lock()
 
     def acquire(self) -> None:
-        while True:
-            with self.lock:
-                now = self.clock()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                wait = self.paused_until - now
-                if wait <= 0 and self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                if wait <= 0:
-                    wait = (1 - self.tokens) / self.rate
+        """Takes a token, sleeping as long as needed; callers past the burst queue up at the rate."""
+        with self.lock:
+            now = self.clock()
+            # Negative tokens are a debt: requests already promised a later slot.
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate) - 1
+            self.updated = now
+            wait = max(self.paused_until - now, -self.tokens / self.rate if self.tokens < 0 else 0.0)
+        if wait > 0:
             self.sleep(wait)
 
     def pause(self, seconds: float) -> None:
