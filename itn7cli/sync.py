@@ -73,6 +73,9 @@ class Stream:
 
 
 Progress = Callable[[Summary], None]
+# Called in the writing thread after a page is committed, with the démarche number and the page's
+# nodes as the API returned them (file URLs included: they expire within the hour, use them now).
+AfterPage = Callable[[int, list[dict[str, Any]]], None]
 
 
 @dataclass
@@ -99,8 +102,10 @@ class Syncer:
     """One sync run over some démarches; `run()` returns a summary per démarche."""
 
     def __init__(self, db: sqlite_utils.Database, client: DSClient, demarches: dict[str, int], *,
-                 full: bool = False, concurrency: int = 4, progress: Progress | None = None) -> None:
+                 full: bool = False, concurrency: int = 4, progress: Progress | None = None,
+                 after_page: AfterPage | None = None) -> None:
         self.db, self.client, self.demarches, self.full = db, client, demarches, full
+        self.after_page = after_page
         self.concurrency = max(1, concurrency)
         self.progress = progress or (lambda summary: None)
         self.stop = threading.Event()
@@ -223,6 +228,8 @@ class Syncer:
             elif work.done:
                 self.db.execute("UPDATE sync_streams SET done = 1 WHERE demarche_number = ? AND name = ?",
                                 [stream.demarche, stream.name])
+        if page is not None and self.after_page is not None:
+            self.after_page(stream.demarche, [n for n in page["nodes"] if n])
         self.progress(summary)
 
     def _save_deletions(self, work: _Work) -> None:
@@ -301,12 +308,13 @@ def fetch_metas(client: DSClient, demarches: dict[str, int]) -> dict[int, dict[s
 
 
 def run(db: sqlite_utils.Database, client: DSClient, demarches: dict[str, int], *, full: bool = False,
-        concurrency: int = 4, progress: Progress | None = None,
+        concurrency: int = 4, progress: Progress | None = None, after_page: AfterPage | None = None,
         metas: dict[int, dict[str, Any]] | None = None) -> list[Summary]:
     """Syncs the given démarches ({key: number}) into `db`; returns a summary per démarche."""
     metas = metas if metas is not None else fetch_metas(client, demarches)
     try:
-        return Syncer(db, client, demarches, full=full, concurrency=concurrency, progress=progress).run(metas)
+        return Syncer(db, client, demarches, full=full, concurrency=concurrency, progress=progress,
+                      after_page=after_page).run(metas)
     except Itn7Error:
         raise
     except OSError as exc:
@@ -314,7 +322,7 @@ def run(db: sqlite_utils.Database, client: DSClient, demarches: dict[str, int], 
 
 
 def sync_settings(settings: Settings, demarches: dict[str, int], *, full: bool = False,
-                  progress: Progress | None = None) -> list[Summary]:
+                  progress: Progress | None = None, after_page: AfterPage | None = None) -> list[Summary]:
     """The whole `itn7 sync`: lock the database, check the token on every démarche, then pull."""
     token = settings.require_token()
     lock = FileLock(f"{settings.db_path}.lock", timeout=0)
@@ -331,7 +339,7 @@ def sync_settings(settings: Settings, demarches: dict[str, int], *, full: bool =
             db = store.open_db(settings.db_path)
             try:
                 return run(db, client, demarches, full=full, concurrency=settings.concurrency,
-                           progress=progress, metas=metas)
+                           progress=progress, after_page=after_page, metas=metas)
             finally:
                 db.close()
     finally:
