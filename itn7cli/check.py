@@ -20,7 +20,7 @@ import sqlite_utils
 from . import refdata as refdata_mod
 from .config import Settings
 from .errors import StoreError
-from .rules import RULESET_VERSION, Context, Dossier, evaluate, mappings_from_settings, session_for, worst
+from .rules import ROLES, RULESET_VERSION, Context, Dossier, evaluate, mappings_from_settings, session_for, worst
 from .rules.priority import priority
 
 BATCH = 500  # dossiers parsed and written per transaction: bounded memory, few commits
@@ -162,3 +162,36 @@ def stale(db: sqlite_utils.Database) -> bool:
     deleted = db.execute("SELECT count(*) FROM checks c JOIN dossiers d ON d.number = c.number "
                          "WHERE d.deletion_state IS NOT NULL").fetchone()
     return bool(row[0] or deleted[0])
+
+
+def describe_champs(db: sqlite_utils.Database, settings: Settings) -> list[dict[str, Any]]:
+    """Per démarche and synced revision: every champ descriptor with the role it serves, and unmapped roles."""
+    ensure_synced(db)
+    mappings = mappings_from_settings(settings.mapping)
+    revisions = db.execute(
+        "SELECT m.key, m.number, r.id, r.is_active, r.date_publication FROM revisions r "
+        "JOIN demarches m ON m.number = r.demarche_number ORDER BY m.key, r.date_creation, r.id").fetchall()
+    described = []
+    for key, number, revision_id, active, published in revisions:
+        mapping = mappings.get(key)
+        descriptors = [dict(zip(("id", "kind", "parent_id", "type", "label"), row, strict=True)) for row in db.execute(
+            "SELECT id, kind, parent_id, type, label FROM champ_descriptors WHERE revision_id = ? "
+            "ORDER BY kind, parent_id IS NOT NULL, position", [revision_id])]
+        roles_of: dict[str, list[str]] = {}
+        unmapped = []
+        for role in ROLES:
+            if mapping is None or role.name not in mapping.targets:
+                continue
+            scope = [d for d in descriptors
+                     if d["kind"] == role.kind and (d["parent_id"] is None) == (role.parent is None)]
+            by_label = {d["label"]: d for d in scope if d["label"]}
+            found = mapping.find(role.name, {d["id"]: d for d in scope}, by_label)
+            if found is None:
+                unmapped.append(role.name)
+            else:
+                roles_of.setdefault(found["id"], []).append(role.name)
+        for descriptor in descriptors:
+            descriptor["roles"] = roles_of.get(descriptor["id"], [])
+        described.append({"demarche": key or str(number), "revision": revision_id, "active": bool(active),
+                          "published": published, "descriptors": descriptors, "unmapped": unmapped})
+    return described

@@ -149,5 +149,137 @@ def sync(
     run_sync(cfg, cfg.demarche_numbers(check_demarche_key(demarche)), full=full, quiet=quiet)
 
 
+# ---------------------------------------------------------------- check, refdata, champs
+
+STATUS_STYLES = {"eligible": "green", "a_verifier": "yellow", "ineligible": "red"}
+StatusOption = Annotated[str | None, typer.Option(
+    "--status", help="Seulement ce statut : eligible, a_verifier ou ineligible.", case_sensitive=False)]
+
+
+def render_check(rows: list[dict[str, Any]]) -> None:
+    """The results table, then the counts per status and per session."""
+    from collections import Counter
+
+    from .rules.engine import STATUS_LABELS
+
+    table = Table(title="Contrôle d'éligibilité", show_lines=True)
+    for name in ("Démarche", "N°", "Session", "Statut", "Score", "Motifs"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        style = STATUS_STYLES[row["status"]]
+        reasons = "\n".join(f"[{STATUS_STYLES[f['status']]}]{f['rule']}[/] : {f['message']}" for f in row["findings"])
+        table.add_row(row["demarche"], str(row["number"]), str(row["session"] or "hors session"),
+                      f"[{style}]{STATUS_LABELS[row['status']]}[/]", str(row["priority"].get("score", "")), reasons)
+    out.print(table)
+    statuses = Counter(row["status"] for row in rows)
+    sessions = Counter(row["session"] for row in rows)
+    out.print("Par statut : " + " · ".join(f"{STATUS_LABELS[s]} {statuses[s]}" for s in STATUS_STYLES))
+    out.print("Par session : " + " · ".join(f"{'hors session' if k is None else f'session {k}'} {v}"
+                                            for k, v in sorted(sessions.items(), key=lambda i: (i[0] is None, i[0]))))
+
+
+@app.command("check")
+@friendly
+def check_command(
+    session: Annotated[int | None, typer.Option("--session", "-s", help="Seulement cette session (1, 2, 3).")] = None,
+    demarche: DemarcheOption = None,
+    status: StatusOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Tout recontrôler, même les dossiers inchangés.")] = False,
+    output: Annotated[str, typer.Option("--format", "-f", help="table ou json (tableau JSON sur la sortie).",
+                                        case_sensitive=False)] = "table",
+    quiet: QuietOption = False,
+    db: DbOption = None,
+) -> None:
+    """Contrôle l'éligibilité des dossiers synchronisés et affiche les motifs.
+
+    Seuls les dossiers modifiés depuis leur dernier contrôle sont recontrôlés (ou tous si les règles ou
+    la configuration ont changé). Le code de sortie vaut 0 quels que soient les verdicts.
+
+    Exemples : [bold]itn7 check[/] · [bold]itn7 check --session 2 --status a_verifier[/] ·
+    [bold]itn7 check --format json > controles.json[/]
+    """
+    import json
+
+    from . import check as check_mod
+    from . import store
+
+    if output.lower() not in ("table", "json"):
+        raise config_mod.ConfigError(f"Format inconnu « {output} » : choisissez table ou json.")
+    if status is not None and status.lower() not in STATUS_STYLES:
+        raise config_mod.ConfigError(f"Statut inconnu « {status} » : choisissez eligible, a_verifier ou ineligible.")
+    cfg = settings(db)
+    database = store.open_db(cfg.db_path, must_exist=True)
+    summary = check_mod.run(database, cfg, force=all_)
+    if not quiet:
+        err.print(f"{summary.checked} dossier(s) contrôlé(s) sur {summary.total}.")
+    rows = check_mod.results(database, session, check_demarche_key(demarche), status.lower() if status else None)
+    if output.lower() == "json":
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        render_check(rows)
+
+
+refdata_app = typer.Typer(help="Données de référence : communes, EPCI, ZRR, populations 2021.", no_args_is_help=True)
+app.add_typer(refdata_app, name="refdata")
+
+
+@refdata_app.command("import")
+@friendly
+def refdata_import(
+    paths: Annotated[list[Path], typer.Argument(help="Fichiers CSV, ou dossiers qui en contiennent.")],
+    db: DbOption = None,
+) -> None:
+    """Importe les données de référence depuis des fichiers CSV (format décrit dans le README).
+
+    Exemple : [bold]itn7 refdata import donnees/[/] · [bold]itn7 refdata import communes.csv epci.csv[/]
+    """
+    from . import refdata, store
+
+    counts = refdata.import_csv(store.open_db(settings(db).db_path), paths)
+    for table, rows in counts.items():
+        err.print(f"{table} : {rows} ligne(s) importée(s).")
+
+
+@refdata_app.command("update")
+@friendly
+def refdata_update(db: DbOption = None) -> None:
+    """Télécharge les données ouvertes officielles (DGCL, ANCT) et remplace les données de référence.
+
+    Exemple : [bold]itn7 refdata update[/]
+    """
+    from . import refdata, store
+
+    counts = refdata.update(store.open_db(settings(db).db_path))
+    for table, rows in counts.items():
+        err.print(f"{table} : {rows} ligne(s) importée(s).")
+
+
+@app.command("champs")
+@friendly
+def champs_command(db: DbOption = None) -> None:
+    """Liste, pour chaque démarche et révision synchronisée, les champs et le rôle que les contrôles leur donnent.
+
+    Les rôles sans champ correspondant sont nommés : corrigez-les dans [bold][mapping.general][/] ou
+    [bold][mapping.labo][/] d'itn7.toml, par libellé ou identifiant de champ.
+
+    Exemple : [bold]itn7 champs[/]
+    """
+    from . import check as check_mod
+    from . import store
+
+    cfg = settings(db)
+    for revision in check_mod.describe_champs(store.open_db(cfg.db_path, must_exist=True), cfg):
+        active = " (active)" if revision["active"] else ""
+        table = Table(title=f"{revision['demarche']} — révision {revision['revision']}{active}")
+        for name in ("Nature", "Identifiant", "Type", "Libellé", "Rôle"):
+            table.add_column(name, overflow="fold")
+        for d in revision["descriptors"]:
+            label = ("  ↳ " if d["parent_id"] else "") + (d["label"] or "")
+            table.add_row(d["kind"], d["id"], d["type"] or "", label, ", ".join(d["roles"]) or "[dim]—[/]")
+        out.print(table)
+        missing = ", ".join(revision["unmapped"]) or "aucun"
+        out.print(f"Rôles sans champ dans cette révision : [bold]{missing}[/]")
+
+
 def main() -> None:
     app()

@@ -34,22 +34,27 @@ def files(n: int, label: str, count: int = 1) -> dict[str, Any]:
                         for i in range(count)])
 
 
+def _row(row_id: str, champs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A repetition row; champ ids are unique per row, as in DS."""
+    return {"id": row_id, "champs": [{**c, "id": f"{c['id']}-{row_id}"} for c in champs]}
+
+
 def expense(nature: str, description: str, amount: Any, base: int = 1000) -> dict[str, Any]:
-    return {"id": f"row-{nature}-{amount}", "champs": [
+    return _row(f"row-{nature}-{amount}", [
         champ("DropDownListChamp", base + 32, "Nature de la dépense", nature),
         champ("TextChamp", base + 33, "Description de la dépense", description),
         champ("DecimalNumberChamp", base + 34, "Montant HT (€)", amount),
-    ]}
+    ])
 
 
 def partner(name: str, siret: str, cj: str | None, base: int = 1000) -> dict[str, Any]:
     etablissement = {"siret": siret, "entreprise": {"siren": siret[:9], "raisonSociale": name,
                                                     "formeJuridiqueCode": cj},
                      "address": {"cityCode": "04001", "departmentCode": "04"}}
-    return {"id": f"row-{siret}", "champs": [
+    return _row(f"row-{siret}", [
         champ("TextChamp", base + 6, "Nom de la collectivité partenaire", name),
         champ("SiretChamp", base + 7, "SIRET de la collectivité partenaire", siret, etablissement=etablissement),
-    ]}
+    ])
 
 
 def dossier(number: int = 1, key: str = "general") -> dict[str, Any]:
