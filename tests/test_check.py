@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 import sqlite_utils
-from factory import dossier, find
 from typer.testing import CliRunner
 
 from itn7cli import check, store
 from itn7cli.cli import app
 from itn7cli.config import Settings
+
+from .factory import dossier, find
 
 SETTINGS = Settings()
 

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factory import champ, dossier, drop, expense, files, find, partner
 
 from itn7cli import refdata, store
 from itn7cli.config import Settings
 from itn7cli.rules import Context, Dossier, Finding, evaluate, mappings_from_settings, session_for, worst
 from itn7cli.rules.engine import A_VERIFIER, ELIGIBLE, INELIGIBLE
 from itn7cli.rules.priority import priority
+
+from .factory import champ, dossier, drop, expense, files, find, partner
 
 DATA = Path(__file__).with_name("data")
 SETTINGS = Settings()
