@@ -16,7 +16,8 @@ TOKEN = "TEST-TOKEN-api-7d3e"
 PAGE = {"data": {"demarche": {"dossiers": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": []}}}}
 
 
-def client_for(responses: list[httpx.Response | Exception], sleeps: list[float]) -> tuple[DSClient, list[httpx.Request]]:
+def client_for(responses: list[httpx.Response | Exception],
+               sleeps: list[float]) -> tuple[DSClient, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

@@ -29,7 +29,7 @@ def test_a_non_numeric_demarche_number_is_a_french_config_error(tmp_path: Path) 
 
 def test_an_invalid_toml_file_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "itn7.toml").write_text("[ds\n")
-    with pytest.raises(ConfigError, match="itn7.toml"):
+    with pytest.raises(ConfigError, match=r"itn7\.toml"):
         config.load({}, cwd=tmp_path)
 
 

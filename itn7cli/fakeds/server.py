@@ -9,6 +9,7 @@ import json
 import math
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -50,6 +51,12 @@ class _HTTPServer(ThreadingHTTPServer):
         # Without it every small response waits for the peer's delayed ACK (≈ 40 ms).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away mid-response (killed, timed out) is part of the game, not a server bug.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeDS:

@@ -1,0 +1,232 @@
+"""The sync against the fake DS server over real HTTP: full, incremental, deletions, faults, crashes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+from typer.testing import CliRunner
+
+from itn7cli import store
+from itn7cli.cli import app
+from itn7cli.errors import ApiError, AuthError
+from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+
+from .syncutil import TOKEN, content, env_for, run_sync
+
+COUNTS = {"general": 230, "labo": 40}
+
+
+@pytest.fixture
+def dataset() -> Dataset:
+    return Dataset.generate(seed=11, counts=COUNTS)
+
+
+@pytest.fixture
+def server(dataset: Dataset) -> Iterator[FakeDS]:
+    with FakeDS(dataset, tokens={TOKEN: TokenSpec()}) as running:
+        yield running
+
+
+def test_a_first_sync_stores_every_visible_dossier_once_with_its_data(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    summaries = run_sync(server, tmp_path / "a.db", dataset.numbers)
+    db = store.open_db(tmp_path / "a.db")
+    for key, number in dataset.numbers.items():
+        stored = [r[0] for r in db.execute("SELECT number FROM dossiers WHERE demarche_number = ? AND "
+                                           "deletion_state IS NULL ORDER BY number", [number])]
+        assert stored == sorted(dataset.visible_numbers(key))
+    assert sum(s.nouveaux for s in summaries) == sum(COUNTS.values())
+    some = dataset.visible_numbers("general")[0]
+    kinds = {r[0] for r in db.execute("SELECT DISTINCT kind FROM champs WHERE dossier_number = ?", [some])}
+    assert kinds == {"champ", "annotation"}
+    assert db.execute("SELECT count(*) FROM champs WHERE row_id IS NOT NULL").fetchone()[0] > 0
+    assert db.execute("SELECT count(*) FROM files WHERE checksum != ''").fetchone()[0] > 0
+    assert db.execute("SELECT count(*) FROM traitements").fetchone()[0] >= sum(COUNTS.values())
+    assert db.execute("SELECT count(*) FROM dossiers WHERE siret IS NOT NULL AND forme_juridique_code IS NOT NULL"
+                      " AND city_code IS NOT NULL").fetchone()[0] > 0
+    # Integer champs arrive as BigInt strings and are stored as integers.
+    assert db.execute("SELECT typeof(value_integer) FROM champs WHERE type = 'IntegerNumberChamp' "
+                      "AND value_integer IS NOT NULL LIMIT 1").fetchone()[0] == "integer"
+    # The views a person browses work as they are.
+    assert db.execute("SELECT count(*) FROM v_dossiers WHERE suppression IS NULL").fetchone()[0] == sum(
+        COUNTS.values())
+    assert db.execute("SELECT count(*) FROM v_champs").fetchone()[0] > 0
+
+
+def test_a_second_sync_without_changes_makes_at_most_three_requests_per_demarche_and_changes_nothing(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    run_sync(server, tmp_path / "a.db", dataset.numbers)
+    before = content(tmp_path / "a.db")
+    server.stats.reset()
+    summaries = run_sync(server, tmp_path / "a.db", dataset.numbers)
+    assert server.stats.requests <= 3 * len(dataset.numbers)
+    assert all(s.nouveaux == s.modifies == s.supprimes == s.restaures == 0 for s in summaries)
+    assert content(tmp_path / "a.db") == before
+
+
+def test_an_incremental_sync_after_server_changes_equals_a_fresh_full_sync(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    run_sync(server, tmp_path / "incremental.db", dataset.numbers)
+    general = dataset.visible_numbers("general")
+    dataset.edit_champ(general[0], "Q2hhbXAtMTAxMg==", "Portail citoyen renouvelé")  # Intitulé du projet
+    dataset.set_state(general[1], "accepte")
+    dataset.hide(general[2], by="administration")
+    in_construction = next(n for n in general[8:] if dataset.dossier(n).state == "en_construction")
+    dataset.hide(in_construction, by="usager")
+    dataset.purge(in_construction)  # backdated to the day its usager deleted it
+    dataset.move_groupe(general[4], dataset.dossier(general[5]).groupe)
+    dataset.archive(general[6])
+    new = dataset.add_dossier("labo")
+    hidden_then_restored = general[7]
+    dataset.hide(hidden_then_restored, by="administration")
+    run_sync(server, tmp_path / "incremental.db", dataset.numbers)
+    dataset.restore(hidden_then_restored)
+
+    summaries = run_sync(server, tmp_path / "incremental.db", dataset.numbers)
+    run_sync(server, tmp_path / "fresh.db", dataset.numbers)
+
+    assert content(tmp_path / "incremental.db") == content(tmp_path / "fresh.db")
+    general_summary = summaries[0]
+    assert general_summary.restaures == 1
+    db = store.open_db(tmp_path / "incremental.db")
+    states = dict(db.execute("SELECT number, coalesce(deletion_state, 'vivant') FROM dossiers").fetchall())
+    assert states[general[2]] == "masque" and states[in_construction] == "supprime"
+    assert states[new] == states[hidden_then_restored] == "vivant"
+
+
+def test_full_sync_marks_dossiers_that_vanished_without_a_trace(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    run_sync(server, tmp_path / "a.db", dataset.numbers)
+    expired = dataset.visible_numbers("labo")[0]
+    dataset.hide(expired, by="expired")  # never listed in pendingDeletedDossiers
+    run_sync(server, tmp_path / "a.db", dataset.numbers)
+    db = store.open_db(tmp_path / "a.db")
+    assert db.execute("SELECT deletion_state FROM dossiers WHERE number = ?", [expired]).fetchone()[0] is None
+    summaries = run_sync(server, tmp_path / "a.db", dataset.numbers, full=True)
+    assert db.execute("SELECT deletion_state FROM dossiers WHERE number = ?", [expired]).fetchone()[0] == "disparu"
+    assert summaries[1].supprimes == 1
+
+
+def test_the_sync_completes_with_exact_data_when_a_fifth_of_requests_fail(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    run_sync(server, tmp_path / "reference.db", dataset.numbers)
+    server.faults.reseed(23)  # a seed whose first draws mix every kind of failure
+    server.faults.fail_rate = 0.2
+    server.faults.kinds = ("429", "502", "503", "timeout")
+    server.stats.reset()
+    run_sync(server, tmp_path / "faulty.db", dataset.numbers)
+    assert sum(server.stats.faults.values()) >= 3 and len(server.stats.faults) >= 3
+    assert content(tmp_path / "faulty.db") == content(tmp_path / "reference.db")
+
+
+def test_with_the_server_down_the_sync_fails_fast_and_leaves_the_database_unchanged(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    db_path = tmp_path / "a.db"
+    run_sync(server, db_path, dataset.numbers)
+    env = env_for(server, db_path, dataset.numbers)
+    server.stop()
+    before = hashlib.sha256(db_path.read_bytes()).hexdigest()
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["sync"], env=env)
+    assert time.monotonic() - started < 10
+    assert result.exit_code == ApiError.exit_code
+    assert "Impossible de joindre l'API" in result.stderr and "Traceback" not in result.stderr
+    assert hashlib.sha256(db_path.read_bytes()).hexdigest() == before
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    (TokenSpec(expired=True), "expiré"),
+    (TokenSpec(forbidden_network=True), "réseau"),
+    (TokenSpec(scope={1}), "n'a pas accès à la démarche"),
+])
+def test_a_refused_token_names_the_cause_and_writes_nothing(
+        dataset: Dataset, tmp_path: Path, spec: TokenSpec, expected: str) -> None:
+    with FakeDS(dataset, tokens={TOKEN: spec}) as server:
+        result = CliRunner().invoke(app, ["sync"], env=env_for(server, tmp_path / "a.db", dataset.numbers))
+    assert result.exit_code == AuthError.exit_code
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "a.db").exists()
+
+
+def test_an_unknown_token_is_reported_as_invalid(dataset: Dataset, tmp_path: Path) -> None:
+    with FakeDS(dataset, tokens={"un-autre-jeton": TokenSpec()}) as server:
+        result = CliRunner().invoke(app, ["sync"], env=env_for(server, tmp_path / "a.db", dataset.numbers))
+    assert result.exit_code == AuthError.exit_code
+    assert "Jeton d'API invalide ou absent" in result.stderr
+
+
+def test_a_second_sync_on_the_same_database_refuses_while_one_is_running(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    db_path = tmp_path / "a.db"
+    with FileLock(f"{db_path}.lock"):
+        result = CliRunner().invoke(app, ["sync"], env=env_for(server, db_path, dataset.numbers))
+    assert result.exit_code == 5
+    assert "Une autre synchronisation est en cours" in result.stderr
+
+
+def test_the_token_never_appears_in_output_database_or_traceback(
+        server: FakeDS, dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_path = tmp_path / "a.db"
+    env = env_for(server, db_path, dataset.numbers)
+    server.faults.fail_next(2, "503")
+    result = CliRunner().invoke(app, ["sync"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    for path in tmp_path.iterdir():
+        assert TOKEN.encode() not in path.read_bytes(), path
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("panne imprévue")
+
+    monkeypatch.setattr(store, "save_dossiers", explode)
+    crashed = CliRunner().invoke(app, ["sync", "--full"], env=env)
+    assert isinstance(crashed.exception, RuntimeError)
+    assert TOKEN not in "".join(traceback.format_exception(crashed.exception))
+    assert TOKEN not in crashed.stdout + crashed.stderr
+
+
+def test_cli_sync_prints_a_summary_per_demarche_on_stderr(server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["sync", "--demarche", "labo"],
+                                env={**env_for(server, tmp_path / "a.db", dataset.numbers), "COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "laboratoire" in result.stderr and "Nouveaux" in result.stderr and "générale" not in result.stderr
+
+
+def pages_committed(db_path: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT coalesce(sum(pages), 0) FROM sync_streams").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.parametrize("kill_after_pages", [1, 3, 6])
+def test_a_sync_killed_between_pages_resumes_to_the_same_content(
+        server: FakeDS, dataset: Dataset, tmp_path: Path, kill_after_pages: int) -> None:
+    run_sync(server, tmp_path / "reference.db", dataset.numbers)
+    db_path = tmp_path / "killed.db"
+    server.faults.latency = 0.15
+    process = subprocess.Popen([sys.executable, "-m", "itn7cli", "sync", "--quiet"],
+                               env={**os.environ, **env_for(server, db_path, dataset.numbers)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while pages_committed(db_path) < kill_after_pages and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the sync ended before it could be killed"
+    server.faults.latency = 0.0
+    run_sync(server, db_path, dataset.numbers)
+    assert content(db_path) == content(tmp_path / "reference.db")
