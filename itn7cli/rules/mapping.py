@@ -274,3 +274,4 @@ class Dossier(ChampSource):
         self.city_code: str | None = (address.get("cityCode") or "").strip().upper() or None
         self.department_code: str | None = (address.get("departmentCode") or "").strip().upper() or None
         self.date_depot: str | None = raw.get("dateDepot")
+        self.cache: dict[str, Any] = {}  # values several rules derive (normalized texts…), computed once

@@ -16,7 +16,7 @@ from typing import Any
 
 from .engine import Context, Unreadable
 from .mapping import Dossier
-from .texte import Family, hits, normalize, project_texts
+from .texte import Family, Text, hits, normalize, project_texts
 
 LIBRE = Family(
     words=(r"logiciels? libres?", r"open source", r"code source (?:ouvert|publie)", r"licence libre", r"a?gpl",
@@ -71,7 +71,7 @@ def territory(d: Dossier, ctx: Context, notes: list[str]) -> tuple[float | None,
     return found
 
 
-def themes(d: Dossier, texts: list[str]) -> list[str]:
+def themes(d: Dossier, texts: list[Text]) -> list[str]:
     found = {name for name, family in BONUS.items() if hits(family, texts, limit=1)}
     for value in d.values("inscription"):
         for prefix, name in INSCRIPTION_THEMES.items():

@@ -9,6 +9,7 @@ agents" is an eligible theme, "poste de travail" is a computer (equipment), not 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -17,16 +18,19 @@ from .engine import A_VERIFIER, ELIGIBLE, Context, Finding, rule
 from .mapping import TEXT_ROLES, Dossier
 
 
+@functools.lru_cache(maxsize=8192)
+def _fold(char: str) -> str:
+    if char in "’‘`´":
+        return "'"
+    base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)).lower()
+    return base if len(base) == 1 else char.lower() if len(char.lower()) == 1 else char
+
+
 def normalize(text: str) -> str:
     """Lower case without accents, same length as `text` so match positions map back to the raw text."""
-    chars = []
-    for char in text:
-        if char in "’‘`´":
-            chars.append("'")
-            continue
-        base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)).lower()
-        chars.append(base if len(base) == 1 else char.lower() if len(char.lower()) == 1 else char)
-    return "".join(chars)
+    if text.isascii():
+        return text.lower()
+    return "".join(map(_fold, text))
 
 
 def _alternation(parts: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -109,11 +113,17 @@ ARCHIVING = Family(  # E4
 )
 
 
-def project_texts(d: Dossier) -> list[str]:
-    """The free texts the keyword rules read: title, descriptions and expense descriptions."""
-    texts = [d.text(role) for role in TEXT_ROLES]
-    texts += [row.text("depense_description") for row in d.rows("depenses")]
-    return [t for t in texts if t]
+Text = tuple[str, str]  # (raw, normalized)
+
+
+def project_texts(d: Dossier) -> list[Text]:
+    """The free texts the keyword rules read (title, descriptions, expense descriptions), normalized once."""
+    cached: list[Text] | None = d.cache.get("texts")
+    if cached is None:
+        raw = [d.text(role) for role in TEXT_ROLES]
+        raw += [row.text("depense_description") for row in d.rows("depenses")]
+        cached = d.cache["texts"] = [(t, normalize(t)) for t in raw if t]
+    return cached
 
 
 def snippet(text: str, start: int, end: int, width: int = 35) -> str:
@@ -124,14 +134,13 @@ def snippet(text: str, start: int, end: int, width: int = 35) -> str:
     return ("…" if left else "") + body + ("…" if right < len(text) else "")
 
 
-def hits(family: Family, texts: Iterable[str], limit: int = 3) -> list[tuple[str, str]]:
+def hits(family: Family, texts: Iterable[Text], limit: int = 3) -> list[tuple[str, str]]:
     """Distinct matched words (as written) with a context snippet, at most `limit`."""
     found: dict[str, str] = {}
-    for text in texts:
-        normalized = normalize(text)
+    for text, normalized in texts:
         for start, end in family.matches(text, normalized):
             word = text[start:end]
-            found.setdefault(normalize(word), f"« {word} » ({snippet(text, start, end)})")
+            found.setdefault(normalized[start:end], f"« {word} » ({snippet(text, start, end)})")
     return list(found.items())[:limit]
 
 

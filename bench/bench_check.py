@@ -1,0 +1,79 @@
+"""Bench: `itn7 check` on 10 000 dossiers. Targets: ≤ 5 s wall time, ≤ 200 MB peak memory.
+
+    python bench/bench_check.py [--dossiers 10000] [--keep base.db]
+
+The dossiers come from the fake DS dataset (itn7cli.fakeds), synced through the real client; the
+check then runs in a fresh process so its peak memory (ru_maxrss) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+
+def build(path: Path, count: int) -> None:
+    """Syncs a fake DS dataset into a new database through the real client, as `itn7 sync` would."""
+    from itn7cli import config, sync
+    from itn7cli.fakeds import FakeDS
+    from itn7cli.fakeds.dataset import Dataset
+    from itn7cli.fakeds.server import TokenSpec
+
+    labo = count // 10
+    dataset = Dataset.generate(seed=7, counts={"general": count - labo, "labo": labo})
+    numbers = {"general": 84211, "labo": 84212}
+    with FakeDS(dataset, tokens={"bench": TokenSpec()}, rate_limit=1_000_000) as server:
+        settings = config.Settings(token=config.Secret("bench"), api_url=server.url, demarches=dict(numbers),
+                                   db_path=path, requests_per_minute=1_000_000)
+        sync.sync_settings(settings, dict(numbers))
+
+
+def run(path: Path) -> None:
+    from itn7cli import check, config, store
+
+    db = store.open_db(path)
+    started = time.perf_counter()
+    summary = check.run(db, config.Settings())
+    elapsed = time.perf_counter() - started
+    rules = Counter(f["rule"] for row in check.results(db) for f in row["findings"] if f["status"] != "eligible")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(json.dumps({"checked": summary.checked, "seconds": round(elapsed, 2), "peak_mb": round(peak_mb, 1),
+                      "status": dict(summary.by_status), "session": {str(k): v for k, v in summary.by_session.items()},
+                      "rules": dict(rules.most_common())}, ensure_ascii=False))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dossiers", type=int, default=10_000)
+    parser.add_argument("--keep", type=Path, help="keep (or reuse) this database file")
+    parser.add_argument("--phase", choices=["build", "run"], help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase == "build":
+        return build(args.db, args.dossiers)
+    if args.phase == "run":
+        return run(args.db)
+    path = args.keep or Path(tempfile.mkdtemp()) / "bench.db"
+    if not path.exists():
+        t = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--phase", "build", "--db", str(path), "--dossiers",
+                        str(args.dossiers)], check=True)
+        print(f"base de {args.dossiers} dossiers construite en {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    result = subprocess.run([sys.executable, __file__, "--phase", "run", "--db", str(path)], check=True,
+                            capture_output=True, text=True)
+    figures = json.loads(result.stdout)
+    print(result.stdout.strip())
+    verdict = "OK" if figures["seconds"] <= 5 and figures["peak_mb"] <= 200 else "HORS CIBLE"
+    print(f"{figures['checked']} dossiers contrôlés en {figures['seconds']} s, pic mémoire {figures['peak_mb']} Mo "
+          f"(cibles ≤ 5 s, ≤ 200 Mo) : {verdict}")
+
+
+if __name__ == "__main__":
+    main()
