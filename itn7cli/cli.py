@@ -102,14 +102,11 @@ DEMARCHE_LABELS = {"general": "Démarche générale", "labo": "Démarche laborat
 
 
 def render_sync(summaries: list[sync_mod.Summary]) -> None:
-    table = Table(title="Synchronisation terminée")
-    table.add_column("Démarche", style="bold")
-    for name in ("Mode", "Pages", "Nouveaux", "Modifiés", "Supprimés", "Restaurés", "Inchangés"):
-        table.add_column(name, justify="right")
+    """One sentence per démarche: readable in any terminal width."""
     for s in summaries:
-        table.add_row(f"{DEMARCHE_LABELS.get(s.key, s.key)} (n° {s.number})", s.mode, str(s.pages),
-                      str(s.nouveaux), str(s.modifies), str(s.supprimes), str(s.restaures), str(s.inchanges))
-    err.print(table)
+        err.print(f"[bold]{DEMARCHE_LABELS.get(s.key, s.key)} (n° {s.number})[/], synchronisation {s.mode} : "
+                  f"{s.nouveaux} nouveau(x), {s.modifies} modifié(s), {s.supprimes} supprimé(s), "
+                  f"{s.restaures} restauré(s), {s.inchanges} inchangé(s) — {s.pages} page(s).")
 
 
 def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool, quiet: bool) -> None:
@@ -279,6 +276,68 @@ def champs_command(db: DbOption = None) -> None:
         out.print(table)
         missing = ", ".join(revision["unmapped"]) or "aucun"
         out.print(f"Rôles sans champ dans cette révision : [bold]{missing}[/]")
+
+
+# ---------------------------------------------------------------- demo
+
+
+@app.command()
+@friendly
+def demo(
+    folder: Annotated[Path, typer.Option("--dossier", help="Dossier où écrire la base et les classeurs.")] = Path(
+        "itn7-demo"),
+    quiet: QuietOption = False,
+) -> None:
+    """Montre tout le travail sans jeton ni réseau, sur des données de démonstration.
+
+    Un faux serveur Démarche Numérique démarre sur cette machine (127.0.0.1) avec quelques
+    centaines de dossiers réalistes ; la vraie synchronisation, les contrôles et l'export
+    tournent contre lui. Rien ne sort de la machine.
+
+    Exemple : [bold]itn7 demo[/]
+    """
+    import secrets
+
+    from . import check as check_mod
+    from . import refdata, store
+    from .fakeds import Dataset, FakeDS, TokenSpec
+    from .fakeds.demo import write_refdata_csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db_path = folder / "itn7-demo.db"
+    for old in folder.glob("itn7-demo.db*"):
+        old.unlink()
+    dataset = Dataset.generate(seed=2021, counts={"general": 300, "labo": 60})
+    token = secrets.token_urlsafe(32)
+    with FakeDS(dataset, tokens={token: TokenSpec(write=True)}) as server:
+        if not quiet:
+            err.print(f"Faux serveur Démarche Numérique démarré sur {server.url}")
+        cfg = config_mod.Settings(token=config_mod.Secret(token), api_url=server.url,
+                                  demarches=dict(dataset.numbers), db_path=db_path, files_dir=folder / "fichiers")
+        run_sync(cfg, dict(dataset.numbers), full=False, quiet=quiet)
+    database = store.open_db(db_path)
+    refdata.import_csv(database, write_refdata_csv(folder / "donnees-de-reference"))
+    summary = check_mod.run(database, cfg)
+    if not quiet:
+        render_check_summary(summary)
+    out.print(f"\n[bold green]Démonstration prête[/] : base [bold]{db_path}[/].")
+    out.print("À essayer ensuite (le faux serveur est arrêté : [bold]itn7 sync[/] demande un vrai jeton) :")
+    for line in (f"ITN7_DB={db_path} itn7 check --session 2 --status ineligible",
+                 f"ITN7_DB={db_path} itn7 check --format json > controles.json",
+                 f"ITN7_DB={db_path} itn7 champs",
+                 f"sqlite3 {db_path} 'SELECT * FROM v_dossiers LIMIT 5'"):
+        out.print(f"  [cyan]{line}[/]")
+
+
+def render_check_summary(summary: Any) -> None:
+    """Counts per status and per session of a check run, on stderr."""
+    from .rules.engine import STATUS_LABELS
+
+    err.print(f"Contrôle : {summary.checked} dossier(s) contrôlé(s) sur {summary.total}.")
+    err.print("Par statut : " + " · ".join(f"{STATUS_LABELS[s]} {summary.by_status.get(s, 0)}" for s in STATUS_STYLES))
+    sessions = sorted(summary.by_session.items(), key=lambda i: (i[0] is None, i[0] or 0))
+    err.print("Par session : " + " · ".join(f"{'hors session' if k is None else f'session {k}'} {v}"
+                                            for k, v in sessions))
 
 
 def main() -> None:

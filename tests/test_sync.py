@@ -201,7 +201,8 @@ def test_cli_sync_prints_a_summary_per_demarche_on_stderr(server: FakeDS, datase
                                 env={**env_for(server, tmp_path / "a.db", dataset.numbers), "COLUMNS": "200"})
     assert result.exit_code == 0
     assert result.stdout == ""
-    assert "laboratoire" in result.stderr and "Nouveaux" in result.stderr and "générale" not in result.stderr
+    assert "laboratoire" in result.stderr and "générale" not in result.stderr
+    assert f"{COUNTS['labo']} nouveau(x), 0 modifié(s)" in result.stderr
 
 
 def pages_committed(db_path: Path) -> int:

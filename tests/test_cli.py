@@ -1,0 +1,51 @@
+"""The command line as a user meets it: help everywhere, the demo end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from itn7cli import store
+from itn7cli.cli import app
+
+
+def command_paths() -> list[list[str]]:
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = []
+
+    def walk(command: object, prefix: list[str]) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in subcommands.items():
+                walk(sub, [*prefix, name])
+        else:
+            paths.append(prefix)
+
+    walk(root, [])
+    return paths
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p))
+def test_every_command_has_french_help_with_an_example(path: list[str]) -> None:
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Exemple" in result.stdout, result.stdout
+
+
+def test_the_core_commands_exist() -> None:
+    assert {"sync", "check", "demo", "config"} <= {p[0] for p in command_paths()}
+
+
+def test_demo_syncs_and_checks_the_embedded_data_without_token_or_network(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--dossier", str(tmp_path / "demo")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    db = store.open_db(tmp_path / "demo" / "itn7-demo.db", must_exist=True)
+    live = db.execute("SELECT count(*) FROM dossiers WHERE deletion_state IS NULL").fetchone()[0]
+    assert live == 360
+    assert db.execute("SELECT count(*) FROM checks").fetchone()[0] == live
+    assert db.execute("SELECT count(*) FROM ref_communes").fetchone()[0] > 0
+    assert "Démonstration prête" in result.stdout
+    assert "300 nouveau(x)" in result.stderr
