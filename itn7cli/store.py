@@ -156,6 +156,25 @@ def m002_checks_and_refdata(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m004_file_downloads(db: sqlite_utils.Database) -> None:
+    # Apart from `files`, which every re-sync of a dossier rewrites: this table says what is on disk.
+    for statement in (
+        """CREATE TABLE file_downloads (
+            dossier_number INTEGER REFERENCES dossiers(number), champ_id TEXT, position INTEGER,
+            demarche_number INTEGER, path TEXT, filename TEXT, size INTEGER, checksum TEXT,
+            status TEXT, message TEXT, downloaded_at TEXT,
+            PRIMARY KEY (dossier_number, champ_id, position)
+        )""",
+        "CREATE INDEX file_downloads_status ON file_downloads(status)",
+        """CREATE VIEW v_pieces AS
+        SELECT f.dossier_number AS numero, m.key AS demarche, f.path AS chemin, f.filename AS nom,
+               f.size AS taille, f.status AS statut, f.message, f.downloaded_at AS telecharge_le
+        FROM file_downloads f LEFT JOIN demarches m ON m.number = f.demarche_number""",
+    ):
+        db.execute(statement)
+
+
 def open_db(path: Path | str, *, must_exist: bool = False) -> sqlite_utils.Database:
     """Opens (and creates or upgrades) the database; WAL so readers never block the sync."""
     path = Path(path)
