@@ -39,12 +39,17 @@ def run(path: Path) -> None:
     from itn7cli import check, config, store
 
     db = store.open_db(path)
+    started, cpu = time.perf_counter(), time.process_time()
+    summary = check.run(db, config.Settings(), force=True)  # a full check, even on a reused database
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     started = time.perf_counter()
-    summary = check.run(db, config.Settings())
-    elapsed = time.perf_counter() - started
+    check.run(db, config.Settings())  # nothing changed: nothing re-checked
+    again = time.perf_counter() - started
     rules = Counter(f["rule"] for row in check.results(db) for f in row["findings"] if f["status"] != "eligible")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({"checked": summary.checked, "seconds": round(elapsed, 2), "peak_mb": round(peak_mb, 1),
+    print(json.dumps({"checked": summary.checked, "seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2),
+                      "unchanged_seconds": round(again, 2),
+                      "peak_mb": round(peak_mb, 1),
                       "status": dict(summary.by_status), "session": {str(k): v for k, v in summary.by_session.items()},
                       "rules": dict(rules.most_common())}, ensure_ascii=False))
 
@@ -71,8 +76,11 @@ def main() -> None:
     figures = json.loads(result.stdout)
     print(result.stdout.strip())
     verdict = "OK" if figures["seconds"] <= 5 and figures["peak_mb"] <= 200 else "HORS CIBLE"
-    print(f"{figures['checked']} dossiers contrôlés en {figures['seconds']} s, pic mémoire {figures['peak_mb']} Mo "
-          f"(cibles ≤ 5 s, ≤ 200 Mo) : {verdict}")
+    # CPU time too: on a busy machine wall time measures the neighbours as much as the check.
+    print(f"{figures['checked']} dossiers contrôlés en {figures['seconds']} s (CPU {figures['cpu_seconds']} s), "
+          f"pic mémoire {figures['peak_mb']} Mo "
+          f"(cibles ≤ 5 s, ≤ 200 Mo) : {verdict} ; "
+          f"relance sans changement : {figures['unchanged_seconds']} s")
 
 
 if __name__ == "__main__":

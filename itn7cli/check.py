@@ -119,10 +119,12 @@ def run(db: sqlite_utils.Database, settings: Settings, *, force: bool = False) -
             db.execute(f"DELETE FROM checks WHERE number IN ({marks})", batch)
             db.table("checks").insert_all(checks, pk="number")
             db.table("check_findings").insert_all(findings, pk=("dossier_number", "position"))
-    for row in results(db):
-        summary.total += 1
-        summary.by_status[row["status"]] += 1
-        summary.by_session[row["session"]] += 1
+    for session, status, count in db.execute(
+            "SELECT c.session, c.status, count(*) FROM checks c JOIN dossiers d ON d.number = c.number "
+            "WHERE d.deletion_state IS NULL GROUP BY c.session, c.status"):
+        summary.total += count
+        summary.by_status[status] += count
+        summary.by_session[session] += count
     return summary
 
 

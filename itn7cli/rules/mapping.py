@@ -156,6 +156,7 @@ class ChampSource:
         self.mapping = mapping
         self._champs = _index(champs)
         self._annotations = _index(annotations)
+        self._rows: dict[str, list[ChampSource]] = {}  # several rules read the same blocks
 
     def champ(self, role: str, *, required: bool = False) -> dict[str, Any] | None:
         """The raw champ serving `role`, None when absent (hidden by a condition) and not required."""
@@ -236,12 +237,16 @@ class ChampSource:
 
     def rows(self, role: str, *, required: bool = False) -> list[ChampSource]:
         """The rows of a repetition block, each readable by role; [] when the block is absent."""
+        if role in self._rows:
+            return self._rows[role]
         champ = self.champ(role, required=required)
         if champ is None:
             return []
         if champ.get("__typename") != "RepetitionChamp":
             raise self._wrong_type(role, champ, "un bloc répétable")
-        return [ChampSource(self.mapping, row.get("champs") or ()) for row in champ.get("rows") or ()]
+        rows = [ChampSource(self.mapping, row.get("champs") or ()) for row in champ.get("rows") or ()]
+        self._rows[role] = rows
+        return rows
 
     def siret_champ(self, role: str) -> tuple[str, str | None]:
         """(SIRET, INSEE catégorie juridique if DS resolved the établissement) of a SIRET champ."""

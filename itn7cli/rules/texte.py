@@ -114,6 +114,7 @@ ARCHIVING = Family(  # E4
 
 
 Text = tuple[str, str]  # (raw, normalized)
+SEPARATOR = "\x00"  # between the texts of a dossier: not a word character, never typed in a form
 
 
 def project_texts(d: Dossier) -> list[Text]:
@@ -122,16 +123,20 @@ def project_texts(d: Dossier) -> list[Text]:
     if cached is None:
         raw = [d.text(role) for role in TEXT_ROLES]
         raw += [row.text("depense_description") for row in d.rows("depenses")]
-        cached = d.cache["texts"] = [(t, normalize(t)) for t in raw if t]
+        # One string per dossier: each keyword family then runs its regexes once, not once per champ.
+        joined = SEPARATOR.join(t.replace(SEPARATOR, " ") for t in raw if t)
+        cached = d.cache["texts"] = [(joined, normalize(joined))] if joined else []
     return cached
 
 
 def snippet(text: str, start: int, end: int, width: int = 35) -> str:
     """The matched words with some context, on one line."""
-    left = max(0, start - width)
-    right = min(len(text), end + width)
+    segment_start = text.rfind(SEPARATOR, 0, start) + 1
+    segment_end = text.find(SEPARATOR, end) % (len(text) + 1)
+    left = max(segment_start, start - width)
+    right = min(segment_end, end + width)
     body = " ".join(text[left:right].split())
-    return ("…" if left else "") + body + ("…" if right < len(text) else "")
+    return ("…" if left > segment_start else "") + body + ("…" if right < segment_end else "")
 
 
 def hits(family: Family, texts: Iterable[Text], limit: int = 3) -> list[tuple[str, str]]:
