@@ -12,9 +12,11 @@ Threads fetch, the calling thread writes: SQLite has one writer, the network man
 from __future__ import annotations
 
 import functools
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -256,7 +258,10 @@ class Syncer:
                 runs[number] = self.db.execute(
                     "INSERT INTO sync_runs (demarche_number, mode, started_at) VALUES (?, ?, ?) RETURNING id",
                     [number, summary.mode, store.now()]).fetchone()[0]
-        self._run_streams([s for n in fulls for s in self._plan_full(n, runs[n])])
+        # Interleave the démarches' streams so a small démarche's short streams fill the slots
+        # while the big one's long streams run, instead of queueing behind them.
+        plans = [self._plan_full(n, runs[n]) for n in fulls]
+        self._run_streams([s for group in itertools.zip_longest(*plans) for s in group if s is not None])
         for number in fulls:
             # Hand over to the incremental stream, keeping the full run's mark until it has run:
             # it catches what changed while the full pull was going on.
@@ -304,7 +309,9 @@ class Syncer:
 
 def fetch_metas(client: DSClient, demarches: dict[str, int]) -> dict[int, dict[str, Any]]:
     """Every démarche's metadata, before anything is written: a refused token writes nothing."""
-    return {number: client.demarche(number) for number in demarches.values()}
+    numbers = list(demarches.values())
+    with ThreadPoolExecutor(max_workers=len(numbers) or 1) as pool:
+        return dict(zip(numbers, pool.map(client.demarche, numbers), strict=True))
 
 
 def run(db: sqlite_utils.Database, client: DSClient, demarches: dict[str, int], *, full: bool = False,

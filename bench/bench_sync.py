@@ -1,0 +1,104 @@
+"""Full sync of N dossiers over both démarches against the fake DS server (in another process).
+
+Prints (a) the sync's wall time against a bare loop that downloads the same pages with the same
+query document, at zero server latency; (b) the sync's wall time with 1 s of latency per request
+against requests × 1 s; (c) the peak memory (max RSS) of the syncing process, for N and 2N
+dossiers. Targets: (a) ≤ 1.3×, (b) ≤ 0.5×, (c) ≤ 200 MB and flat.
+
+    python bench/bench_sync.py [--dossiers 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fakeserver import Server, fake_server  # noqa: E402
+
+from itn7cli import queries  # noqa: E402
+from itn7cli.sync import EPOCH, STATES  # noqa: E402
+
+SYNC_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from itn7cli import config, sync
+url, token, numbers, db = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+settings = config.Settings(token=config.Secret(token), api_url=url, demarches=numbers, db_path=Path(db))
+started = time.perf_counter()
+summaries = sync.sync_settings(settings, numbers)
+elapsed = time.perf_counter() - started
+print(json.dumps({"seconds": elapsed, "dossiers": sum(s.dossiers for s in summaries),
+                  "pages": sum(s.pages for s in summaries),
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def timed_sync(server: Server) -> dict[str, float]:
+    """Runs a whole `sync_settings` in a fresh process on a fresh database."""
+    with tempfile.TemporaryDirectory() as folder:
+        result = subprocess.run([sys.executable, "-c", SYNC_CHILD, server.url, server.token,
+                                 json.dumps(server.numbers), os.path.join(folder, "bench.db")],
+                                capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def bare_loop(server: Server) -> tuple[float, int]:
+    """Downloads the same pages as the sync's first pull, one after the other, and parses them."""
+    document = queries.text("getDossiers")
+    requests = 0
+    started = time.perf_counter()
+    with httpx.Client(headers={"Authorization": f"Bearer {server.token}"}, timeout=120) as client:
+        for number in server.numbers.values():
+            for state in STATES:
+                after = None
+                while True:
+                    body = {"query": document, "operationName": "getDossiers",
+                            "variables": {"number": number, "updatedSince": EPOCH, "state": state, "after": after}}
+                    page = client.post(server.url, json=body).json()["data"]["demarche"]["dossiers"]
+                    requests += 1
+                    if not page["pageInfo"]["hasNextPage"]:
+                        break
+                    after = page["pageInfo"]["endCursor"]
+    return time.perf_counter() - started, requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dossiers", type=int, default=5000, help="dossiers over both démarches")
+    args = parser.parse_args()
+    general, labo = args.dossiers * 5 // 6, args.dossiers - args.dossiers * 5 // 6
+    common = ["--dossiers", str(general), "--labo", str(labo), "--rate-limit", "100000"]
+
+    with fake_server(*common) as server:
+        bare_seconds, bare_requests = bare_loop(server)
+        bare_seconds = min(bare_seconds, bare_loop(server)[0])
+        runs = [timed_sync(server) for _ in range(2)]
+        fast = min(runs, key=lambda r: r["seconds"])
+    print(f"(a) {fast['dossiers']:.0f} dossiers, latence 0 : sync {fast['seconds']:.2f} s, boucle nue "
+          f"{bare_seconds:.2f} s ({bare_requests} pages) → ratio {fast['seconds'] / bare_seconds:.2f} (cible ≤ 1.3)")
+
+    with fake_server(*common, "--latency", "1.0") as server:
+        slow = timed_sync(server)
+    requests = slow["pages"] + 2 * len(server.numbers)  # + démarche metadata and deletions
+    print(f"(b) latence 1 s : sync {slow['seconds']:.1f} s pour {requests:.0f} requêtes → "
+          f"{slow['seconds'] / requests:.2f} × (requêtes × 1 s) (cible ≤ 0.5)")
+
+    print(f"(c) mémoire max du processus de sync : {fast['max_rss_mb']:.0f} Mo pour {fast['dossiers']:.0f} dossiers",
+          end="")
+    with fake_server("--dossiers", str(general * 2), "--labo", str(labo * 2), "--rate-limit", "100000") as server:
+        double = timed_sync(server)
+    print(f", {double['max_rss_mb']:.0f} Mo pour {double['dossiers']:.0f} dossiers (cible ≤ 200 Mo)")
+    print(f"    débit : {fast['dossiers'] / fast['seconds']:.0f} dossiers/s à latence nulle")
+
+
+if __name__ == "__main__":
+    main()
