@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fakeserver import Server, fake_server  # noqa: E402
+from _fakeserver import Server, fake_server
 
-from itn7cli import queries  # noqa: E402
-from itn7cli.sync import EPOCH, STATES  # noqa: E402
+from itn7cli import queries
+from itn7cli.sync import EPOCH, STATES
 
 SYNC_CHILD = """
 import json, resource, sys, time
