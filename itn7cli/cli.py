@@ -15,6 +15,7 @@ from . import config as config_mod
 from . import sync as sync_mod
 from .console import err, out
 from .errors import Itn7Error
+from .files import STATUSES, FilesSummary
 
 app = typer.Typer(
     help="Instruction des dossiers ITN7 Axe 3 (PACA) : synchronisation depuis Démarche Numérique, "
@@ -109,22 +110,47 @@ def render_sync(summaries: list[sync_mod.Summary]) -> None:
                   f"{s.restaures} restauré(s), {s.inchanges} inchangé(s) — {s.pages} page(s).")
 
 
-def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool, quiet: bool) -> None:
+def render_files(s: FilesSummary) -> None:
+    """One sentence for the attachments of `sync --files`, problems named by status."""
+    labels = dict(zip(STATUSES, ("vérifiée(s)", "manquante(s)", "somme de contrôle invalide",
+                                 "trop volumineuse(s)", "en erreur"), strict=True))
+    problems = ", ".join(f"{n} {labels[k]}" for k, n in s.statuses.items() if n and k != "ok")
+    err.print(f"[bold]Pièces jointes[/] : {s.fichiers} pièce(s), {s.telecharges} téléchargée(s) "
+              f"({s.octets / 2**20:.1f} Mo), {s.deja_presents} déjà présente(s) et vérifiée(s)"
+              + (f" — [red]{problems}[/] (détail : vue v_pieces)." if problems else "."))
+
+
+def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool, quiet: bool,
+             files: bool = False, max_mo: int = 200) -> None:
     """Runs the sync with a progress line per démarche on stderr, then its summary."""
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.fields[dossiers]} dossiers · {task.fields[pages]} pages"), TimeElapsedColumn())
+               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
     with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
-        tasks = {number: progress.add_task(f"{DEMARCHE_LABELS[key]} (n° {number})", total=None, dossiers=0, pages=0)
-                 for key, number in demarches.items()}
+        tasks = {number: progress.add_task(f"{DEMARCHE_LABELS[key]} (n° {number})", total=None,
+                                           detail="0 dossiers · 0 pages") for key, number in demarches.items()}
 
         def show(summary: sync_mod.Summary) -> None:
-            progress.update(tasks[summary.number], dossiers=summary.dossiers, pages=summary.pages)
+            progress.update(tasks[summary.number], detail=f"{summary.dossiers} dossiers · {summary.pages} pages")
 
-        summaries = sync_mod.sync_settings(cfg, demarches, full=full, progress=show)
+        if files:
+            from . import files as files_mod
+
+            file_task = progress.add_task("Pièces jointes", total=None, detail="")
+
+            def show_files(f: FilesSummary) -> None:
+                progress.update(file_task, total=f.attendus or None, completed=f.octets,
+                                detail=f"{f.fichiers - f.en_cours} / {f.fichiers} fichiers · {f.octets / 2**20:.1f} Mo")
+
+            summaries, file_summary = files_mod.sync_with_files(cfg, demarches, full=full, progress=show,
+                                                                file_progress=show_files, max_bytes=max_mo * 2**20)
+        else:
+            summaries = sync_mod.sync_settings(cfg, demarches, full=full, progress=show)
         for task in tasks.values():
             progress.update(task, total=1, completed=1)
     if not quiet:
         render_sync(summaries)
+        if files:
+            render_files(file_summary)
 
 
 @app.command()
@@ -132,6 +158,10 @@ def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool,
 def sync(
     demarche: DemarcheOption = None,
     full: Annotated[bool, typer.Option("--full", help="Tout retélécharger et repérer les dossiers disparus.")] = False,
+    files: Annotated[bool, typer.Option("--files", help="Télécharger aussi les pièces jointes, vérifiées, dans "
+                                        "ITN7_FILES (./fichiers) : <démarche>/<numéro>-<porteur>/<champ>/.")] = False,
+    max_mo: Annotated[int, typer.Option("--taille-max", envvar="ITN7_TAILLE_MAX", min=1,
+                                        help="Taille maximale d'une pièce jointe, en Mo.")] = 200,
     quiet: QuietOption = False,
     db: DbOption = None,
 ) -> None:
@@ -140,10 +170,12 @@ def sync(
     La première fois, tout est téléchargé ; ensuite, seuls les dossiers modifiés, supprimés ou
     restaurés. Une synchronisation interrompue reprend là où elle s'était arrêtée.
 
-    Exemples : [bold]itn7 sync[/] · [bold]itn7 sync --demarche labo[/] · [bold]itn7 sync --full[/]
+    Exemples : [bold]itn7 sync[/] · [bold]itn7 sync --demarche labo[/] · [bold]itn7 sync --full[/] ·
+    [bold]itn7 sync --files[/]
     """
     cfg = settings(db)
-    run_sync(cfg, cfg.demarche_numbers(check_demarche_key(demarche)), full=full, quiet=quiet)
+    run_sync(cfg, cfg.demarche_numbers(check_demarche_key(demarche)), full=full, quiet=quiet, files=files,
+             max_mo=max_mo)
 
 
 # ---------------------------------------------------------------- check, refdata, champs
