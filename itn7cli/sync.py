@@ -25,9 +25,9 @@ import sqlite_utils
 from filelock import FileLock, Timeout
 
 from . import store
-from .api import DSClient
+from .api import DSClient, NotFoundError
 from .config import Settings
-from .errors import ApiError, Itn7Error, StoreError
+from .errors import ApiError, ConfigError, Itn7Error, StoreError
 
 EPOCH = "2000-01-01T00:00:00+00:00"
 STATES = ("en_construction", "en_instruction", "accepte", "refuse", "sans_suite")
@@ -309,9 +309,16 @@ class Syncer:
 
 def fetch_metas(client: DSClient, demarches: dict[str, int]) -> dict[int, dict[str, Any]]:
     """Every démarche's metadata, before anything is written: a refused token writes nothing."""
-    numbers = list(demarches.values())
-    with ThreadPoolExecutor(max_workers=len(numbers) or 1) as pool:
-        return dict(zip(numbers, pool.map(client.demarche, numbers), strict=True))
+    def fetch(key: str) -> dict[str, Any]:
+        try:
+            return client.demarche(demarches[key])
+        except NotFoundError:
+            raise ConfigError(f"Démarche n° {demarches[key]} introuvable : "
+                              f"vérifiez ITN7_DEMARCHE_{key.upper()}.") from None
+
+    keys = list(demarches)
+    with ThreadPoolExecutor(max_workers=len(keys) or 1) as pool:
+        return {demarches[k]: meta for k, meta in zip(keys, pool.map(fetch, keys), strict=True)}
 
 
 def run(db: sqlite_utils.Database, client: DSClient, demarches: dict[str, int], *, full: bool = False,

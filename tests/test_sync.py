@@ -159,6 +159,15 @@ def test_a_refused_token_names_the_cause_and_writes_nothing(
     assert not (tmp_path / "a.db").exists()
 
 
+def test_an_unknown_demarche_number_names_the_variable_to_fix(dataset: Dataset, tmp_path: Path) -> None:
+    with FakeDS(dataset, tokens={TOKEN: TokenSpec()}) as server:
+        env = {**env_for(server, tmp_path / "a.db", dataset.numbers), "ITN7_DEMARCHE_LABO": "999999"}
+        result = CliRunner().invoke(app, ["sync"], env=env)
+    assert result.exit_code == 2
+    assert "Démarche n° 999999 introuvable : vérifiez ITN7_DEMARCHE_LABO" in result.stderr
+    assert not (tmp_path / "a.db").exists()
+
+
 def test_an_unknown_token_is_reported_as_invalid(dataset: Dataset, tmp_path: Path) -> None:
     with FakeDS(dataset, tokens={"un-autre-jeton": TokenSpec()}) as server:
         result = CliRunner().invoke(app, ["sync"], env=env_for(server, tmp_path / "a.db", dataset.numbers))
