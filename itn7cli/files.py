@@ -645,9 +645,9 @@ def sync_with_files(settings: Settings, demarches: dict[str, int], *, full: bool
         raise StoreError("Un téléchargement de pièces jointes est déjà en cours sur cette base : "
                          "attendez qu'il se termine puis relancez.") from None
     refetch = _Refetcher(settings)
+    # Opened here, in the thread the sync writes from: after_page runs in that thread too.
+    db = store.open_db(settings.db_path)
     try:
-        # Opened here, in the thread the sync writes from: after_page runs in that thread too.
-        db = store.open_db(settings.db_path)
         keys = {number: key for key, number in demarches.items()}
         with Downloader(db, settings.files_dir, keys, workers=settings.concurrency, max_bytes=max_bytes,
                         timeout=settings.timeout_seconds, refetch=refetch, progress=file_progress) as downloader:
@@ -660,9 +660,9 @@ def sync_with_files(settings: Settings, demarches: dict[str, int], *, full: bool
                 node = refetch(number)
                 if node:
                     downloader.submit(demarche, node)
-        db.close()
         return summaries, downloader.summary
     finally:
+        db.close()
         refetch.close()
         lock.release()
 
