@@ -372,5 +372,44 @@ def render_check_summary(summary: Any) -> None:
                                             for k, v in sessions))
 
 
+# ---------------------------------------------------------------- export
+
+
+@app.command("export")
+@friendly
+def export_command(
+    session: Annotated[int, typer.Option("--session", "-s", help="Session du comité (1, 2, 3).")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Classeur à écrire.", show_default="itn7-comite-session-N-AAAA-MM-JJ.xlsx")] = None,
+    demarche: DemarcheOption = None,
+    quiet: QuietOption = False,
+    db: DbOption = None,
+) -> None:
+    """Écrit le classeur Excel du comité d'une session, depuis la base locale (sans réseau).
+
+    Feuilles : Synthèse, Dossiers, une feuille par département, Dépenses, Contrôles. Si les
+    contrôles enregistrés sont absents ou antérieurs à la dernière synchronisation, ils sont relancés.
+
+    Exemples : [bold]itn7 export --session 2[/] · [bold]itn7 export -s 3 -o comite-s3.xlsx --demarche labo[/]
+    """
+    from . import export as export_mod
+    from . import store
+
+    cfg = settings(db)
+    key = check_demarche_key(demarche)
+    export_mod.session_closing(cfg, session)
+    database = store.open_db(cfg.db_path, must_exist=True)
+    rechecked = export_mod.refresh_checks(database, cfg)
+    if rechecked and not quiet:
+        err.print(rechecked)
+    result = export_mod.export_session(database, cfg, session, output or export_mod.default_path(session, key),
+                                       demarche=key)
+    if not quiet:
+        counts = " · ".join(f"{label} {result.by_status.get(status, 0)}" for status, label in
+                            (("eligible", "éligibles"), ("a_verifier", "à vérifier"), ("ineligible", "inéligibles")))
+        err.print(f"Classeur de la session {session} : {result.dossiers} dossier(s) ({counts}).")
+    typer.echo(str(result.path))
+
+
 def main() -> None:
     app()

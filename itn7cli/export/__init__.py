@@ -1,0 +1,157 @@
+"""`itn7 export`: the committee's workbook for one session, written from the database only.
+
+Sheets: Synthèse, Dossiers, one sheet per département (the groupe instructeur's, so that each
+departmental referent finds the dossiers DS routes to them), Dépenses, Contrôles. The workbook is
+streamed (openpyxl write-only mode): memory stays flat whatever the number of dossiers.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePath, PurePosixPath
+
+import sqlite_utils
+from openpyxl import Workbook
+
+from .. import check as check_mod
+from .. import refdata as refdata_mod
+from .. import store
+from ..config import PARIS, Settings
+from ..errors import ConfigError, Itn7Error, StoreError
+from .data import DEPARTEMENTS, earlier_totals, freshness, session_rows
+from .sheets import (
+    OTHER_DEPARTEMENTS,
+    Context,
+    DossierTable,
+    ExpenseTable,
+    FindingTable,
+    Summary,
+    departement_sheet_title,
+    write_synthese,
+)
+
+__all__ = ["ExportResult", "default_path", "export_session", "refresh_checks", "session_closing"]
+
+
+@dataclass
+class ExportResult:
+    """What was written: where, how many dossiers, and their statuses."""
+
+    path: Path
+    dossiers: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+
+
+def default_path(session: int, demarche: str | None = None, today: datetime | None = None) -> Path:
+    """« itn7-comite-session-2-2026-11-28.xlsx » (« …-session-2-labo-… » for one démarche), Paris date."""
+    day = (today or datetime.now(PARIS)).strftime("%Y-%m-%d")
+    scope = f"-{demarche}" if demarche else ""
+    return Path(f"itn7-comite-session-{session}{scope}-{day}.xlsx")
+
+
+def ensure_synced(db: sqlite_utils.Database) -> None:
+    """Raises StoreError unless a sync of at least one démarche ever completed."""
+    if store.last_sync(db) is None:
+        raise StoreError("La base n'a jamais été synchronisée jusqu'au bout : lancez d'abord « itn7 sync ».")
+
+
+def refresh_checks(db: sqlite_utils.Database, settings: Settings) -> str | None:
+    """Runs the check when its stored results are missing or out of date; returns why it ran, or None."""
+    ensure_synced(db)
+    chash = check_mod.config_hash(settings, refdata_mod.meta(db))
+    if not db.execute("SELECT count(*) FROM checks").fetchone()[0]:
+        reason = "Aucun contrôle enregistré"
+    elif check_mod.stale(db):
+        reason = "Contrôles antérieurs à la dernière synchronisation"
+    elif db.execute("SELECT count(*) FROM checks WHERE config_hash != ?", [chash]).fetchone()[0]:
+        reason = "Configuration ou données de référence modifiées depuis le dernier contrôle"
+    else:
+        return None
+    summary = check_mod.run(db, settings)
+    return f"{reason} : contrôle relancé ({summary.checked} dossier(s) contrôlé(s))."
+
+
+def session_closing(settings: Settings, session: int) -> datetime:
+    """The closing of `session` (naive Paris time); ConfigError for a session the call does not have."""
+    closings = sorted(settings.sessions)
+    if not 1 <= session <= len(closings):
+        raise ConfigError(f"Session inconnue : {session} (sessions de l'appel : 1 à {len(closings)}).")
+    return closings[session - 1].astimezone(PARIS).replace(tzinfo=None)
+
+
+def _footer(session: int, generated: datetime) -> str:
+    return f"ITN7 Axe 3 — comité de la session {session} — classeur du {generated:%d/%m/%Y %H:%M}"
+
+
+def _relative(path: PurePath | None) -> PurePosixPath | None:
+    return PurePosixPath(*path.parts) if path is not None else None
+
+
+def export_session(db: sqlite_utils.Database, settings: Settings, session: int, output: Path, *,
+                   demarche: str | None = None, pieces: Mapping[int, PurePath] | None = None) -> ExportResult:
+    """Writes the session's workbook to `output` (atomically: a reader never sees half a file).
+
+    Expects fresh check results (see `refresh_checks`). `pieces` maps dossier numbers to their
+    attachments folder, relative to the workbook's folder, for the « Pièces » column.
+    """
+    ensure_synced(db)
+    closing = session_closing(settings, session)
+    generated = datetime.now(PARIS).replace(tzinfo=None)
+    footer = _footer(session, generated)
+    wb = Workbook(write_only=True)
+    synthese = wb.create_sheet("Synthèse")
+    dossiers = DossierTable(wb.create_sheet("Dossiers"), settings, footer, pieces=pieces is not None)
+    by_departement = {code: DossierTable(wb.create_sheet(departement_sheet_title(code)), settings, footer,
+                                         pieces=pieces is not None) for code in DEPARTEMENTS}
+    expenses = ExpenseTable(wb.create_sheet("Dépenses"), footer)
+    findings = FindingTable(wb.create_sheet("Contrôles"), footer)
+    others: DossierTable | None = None
+    summary = Summary()
+    result = ExportResult(output)
+    for row in session_rows(db, settings, session, demarche):
+        folder = _relative(pieces.get(row.number)) if pieces else None
+        dossiers.add(row, folder)
+        table = by_departement.get(row.groupe_departement)
+        if table is None:
+            if others is None:  # only when a dossier is routed outside PACA's six groupes
+                others = DossierTable(wb.create_sheet(OTHER_DEPARTEMENTS), settings, footer, pieces=pieces is not None)
+                wb.move_sheet(others.ws, 2 + len(DEPARTEMENTS) - wb.index(others.ws))  # after the six
+            table = others
+        table.add(row, folder)
+        expenses.add(row)
+        findings.add(row)
+        summary.add(row)
+        result.dossiers += 1
+        result.by_status[row.status] += 1
+    for sheet in (dossiers, *by_departement.values(), *([others] if others else []), expenses, findings):
+        sheet.finish()
+    ctx = Context(session, closing, demarche, freshness(db, session, demarche), generated, settings)
+    write_synthese(synthese, summary, earlier_totals(db, settings, session, demarche), ctx)
+    _save(wb, output)
+    return result
+
+
+def _save(wb: Workbook, output: Path) -> None:
+    """Saves next to the target then renames, so a failed export never leaves a truncated workbook."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".itn7-", suffix=".xlsx", dir=output.parent)
+    os.close(handle)
+    try:
+        wb.save(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; colleagues must be able to open it
+        os.replace(temporary, output)
+    except PermissionError:
+        raise Itn7Error(f"Impossible d'écrire {output} : le fichier est-il ouvert dans Excel ou LibreOffice ? "
+                        "Fermez-le puis relancez.") from None
+    except OSError as exc:
+        raise Itn7Error(f"Impossible d'écrire {output} : {exc.strerror}.") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)

@@ -1,0 +1,210 @@
+"""Safe cells and sheet set-up for a streamed (write-only) openpyxl workbook.
+
+Every text typed by an applicant goes through `text_cell`: it is cleaned of the characters XML
+forbids, cut at Excel's cell limit with a visible mark, and forced to be a string cell, so that
+`=HYPERLINK(…)`, `@SUM(…)`, `+33 6…` or `#N/A` never become a formula or an error value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.properties import PageSetupProperties
+
+EXCEL_CELL_LIMIT = 32_767
+PAPERSIZE_A4 = "9"  # OOXML paper codes
+PAPERSIZE_A3 = "8"
+# Measured on LibreOffice renderings: a column n units wide holds about 1.2 n characters of text.
+CHARACTERS_PER_WIDTH = 1.2
+LINE_HEIGHT = 15.0  # points, for the default 11-point font
+MAX_ROW_HEIGHT = 409.0  # points: Excel's limit
+TRUNCATED = "… [texte tronqué]"
+# What XML 1.0 forbids (openpyxl raises IllegalCharacterError on them); tab and line feed stay.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+# A text starting with one of these would be taken for a formula when a user edits the cell.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+AMOUNT_FORMAT = '#,##0.00\\ "€";[Red]\\-#,##0.00\\ "€"'
+DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
+DATE_FORMAT = "dd/mm/yyyy"
+PERCENT_FORMAT = "0%"
+SCORE_FORMAT = "0.0"
+
+HEADER_FONT = Font(bold=True, color="FFFFFF")
+HEADER_FILL = PatternFill("solid", fgColor="000091")  # the State's blue
+HEADER_ALIGNMENT = Alignment(vertical="center", wrap_text=True)
+TOP = Alignment(vertical="top")
+RIGHT = Alignment(horizontal="right")
+WRAP = Alignment(vertical="top", wrap_text=True)
+LINK_FONT = Font(color="0563C1", underline="single")
+TITLE_FONT = Font(bold=True, size=14, color="000091")
+SECTION_FONT = Font(bold=True, size=11, color="000091")
+BOLD = Font(bold=True)
+NOTE_FONT = Font(italic=True, color="595959")
+TOTAL_BORDER = Border(top=Side(style="thin"))
+# Excel's own good / neutral / bad palette: readable on screen and in grey on paper.
+STATUS_FILLS = {
+    "eligible": PatternFill("solid", fgColor="C6EFCE"),
+    "a_verifier": PatternFill("solid", fgColor="FFEB9C"),
+    "ineligible": PatternFill("solid", fgColor="FFC7CE"),
+}
+STATUS_FONTS = {
+    "eligible": Font(color="006100"),
+    "a_verifier": Font(color="9C5700"),
+    "ineligible": Font(color="9C0006", bold=True),
+}
+
+
+def clean_text(value: Any) -> str:
+    """A text Excel accepts: control characters removed, cut at the cell limit with a visible mark."""
+    text = CONTROL_CHARACTERS.sub("", str(value).replace("\r\n", "\n").replace("\r", "\n"))
+    if len(text) > EXCEL_CELL_LIMIT:
+        text = text[:EXCEL_CELL_LIMIT - len(TRUNCATED)] + TRUNCATED
+    return text
+
+
+def text_cell(ws: WriteOnlyWorksheet, value: Any, *, wrap: bool = False) -> WriteOnlyCell:
+    """A string cell, whatever the text looks like: never a formula, an error value or a number."""
+    text = clean_text(value)
+    cell = WriteOnlyCell(ws, text)
+    cell.data_type = "s"  # openpyxl turns "=…" into a formula and "#N/A" into an error otherwise
+    if text.startswith(FORMULA_TRIGGERS):
+        cell.quotePrefix = True  # stays text when a user edits the cell (F2, Entrée)
+    cell.alignment = WRAP if wrap else TOP
+    return cell
+
+
+def number_cell(ws: WriteOnlyWorksheet, value: float | int | None, number_format: str,
+                **style: Any) -> WriteOnlyCell | None:
+    """A typed number with its display format; None (an empty cell) when there is no value."""
+    if value is None:
+        return None
+    cell = WriteOnlyCell(ws, value)
+    cell.number_format = number_format
+    cell.alignment = TOP
+    for name, attribute in style.items():
+        setattr(cell, name, attribute)
+    return cell
+
+
+def date_cell(ws: WriteOnlyWorksheet, value: datetime | date | None,
+              number_format: str = DATETIME_FORMAT) -> WriteOnlyCell | None:
+    """A real Excel date; the value must already be naive local (Paris) time."""
+    if value is None:
+        return None
+    cell = WriteOnlyCell(ws, value)
+    cell.number_format = number_format
+    cell.alignment = TOP
+    return cell
+
+
+def link_cell(ws: WriteOnlyWorksheet, label: str, target: str, *, tooltip: str | None = None) -> WriteOnlyCell:
+    """A hyperlink written as a link (a relationship), never as a HYPERLINK formula."""
+    cell = text_cell(ws, label)
+    cell.hyperlink = target
+    if tooltip and cell.hyperlink is not None:
+        cell.hyperlink.tooltip = tooltip
+    cell.font = LINK_FONT
+    return cell
+
+
+def status_cell(ws: WriteOnlyWorksheet, status: str | None, label: str) -> WriteOnlyCell:
+    """The eligibility status with its colour (none for None)."""
+    cell = text_cell(ws, label)
+    if status is not None:
+        cell.fill = STATUS_FILLS[status]
+        cell.font = STATUS_FONTS[status]
+    return cell
+
+
+def styled(ws: WriteOnlyWorksheet, value: Any, *, font: Font | None = None, number_format: str | None = None,
+           border: Border | None = None, alignment: Alignment | None = None) -> WriteOnlyCell:
+    """A cell of the tool's own text or numbers (headers, labels, totals), styled."""
+    cell = WriteOnlyCell(ws, value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+    if font is not None:
+        cell.font = font
+    if number_format is not None:
+        cell.number_format = number_format
+    if border is not None:
+        cell.border = border
+    if alignment is not None:
+        cell.alignment = alignment
+    return cell
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table sheet: its header, its width in characters, whether its texts wrap."""
+
+    header: str
+    width: float
+    wrap: bool = False
+
+
+def lines_needed(text: str, width: float) -> int:
+    """How many lines a wrapped text takes in a column `width` characters wide (an upper estimate)."""
+    per_line = max(int(width * CHARACTERS_PER_WIDTH), 1)
+    return sum(max(1, -(-len(paragraph) // per_line)) for paragraph in text.split("\n"))
+
+
+def row_height(texts: Sequence[tuple[str, float]]) -> float | None:
+    """The height a row of wrapped texts needs, None for one line. Neither Excel nor LibreOffice
+    re-measures rows when opening a file, so a row left without height shows one line of each text."""
+    lines = max((lines_needed(text, width) for text, width in texts if text), default=1)
+    return min(lines * LINE_HEIGHT, MAX_ROW_HEIGHT) if lines > 1 else None
+
+
+def append_row(ws: WriteOnlyWorksheet, row_index: int, cells: Sequence[Any], height: float | None) -> None:
+    """Appends a row with its height; the height is dropped once written so memory stays flat."""
+    if height is not None:
+        ws.row_dimensions[row_index].height = height
+    ws.append(cells)
+    ws.row_dimensions.pop(row_index, None)
+
+
+def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: str, footer: str,
+                 paper: str = PAPERSIZE_A4) -> None:
+    """Widths, frozen panes, print set-up, then the header row: in write-only mode the set-up
+    must precede the first row."""
+    for index, column in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = column.width
+    ws.freeze_panes = freeze
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = paper
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0  # as many pages tall as needed
+    ws.print_title_rows = "1:1"
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.6
+    ws.oddFooter.left.text = footer
+    ws.oddFooter.left.size = 8
+    ws.oddFooter.right.text = "Page &P / &N"
+    ws.oddFooter.right.size = 8
+    append_row(ws, 1, header_cells(ws, columns), row_height([(c.header, c.width) for c in columns]))
+
+
+def header_cells(ws: WriteOnlyWorksheet, columns: Sequence[Column]) -> list[WriteOnlyCell]:
+    """The header row's cells: white bold text on the State's blue, wrapped."""
+    cells = []
+    for column in columns:
+        cell = styled(ws, column.header, font=HEADER_FONT)
+        cell.fill = HEADER_FILL
+        cell.alignment = HEADER_ALIGNMENT
+        cells.append(cell)
+    return cells
+
+
+def finish_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], rows: int) -> None:
+    """The autofilter over the header and every written row (written at the end of the sheet)."""
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(rows + 1, 2)}"

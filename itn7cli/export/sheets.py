@@ -1,0 +1,337 @@
+"""The sheets of the committee workbook: what each column holds, in which order, how it looks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.properties import PageSetupProperties
+
+from ..config import Settings
+from ..rules.engine import STATUS_LABELS
+from .cells import (
+    AMOUNT_FORMAT,
+    BOLD,
+    NOTE_FONT,
+    PAPERSIZE_A3,
+    PAPERSIZE_A4,
+    PERCENT_FORMAT,
+    RIGHT,
+    SCORE_FORMAT,
+    SECTION_FONT,
+    STATUS_FILLS,
+    STATUS_FONTS,
+    TITLE_FONT,
+    TOTAL_BORDER,
+    Column,
+    append_row,
+    date_cell,
+    finish_table,
+    link_cell,
+    number_cell,
+    row_height,
+    set_up_table,
+    status_cell,
+    styled,
+    text_cell,
+)
+from .data import DEMARCHE_LABELS, DEPARTEMENTS, STATE_LABELS, Freshness, Row, SessionTotals, dossier_url
+
+RULE_LABELS = {
+    "porteur_type": "Type de porteur", "hors_region": "Hors région", "hors_delai": "Hors délai",
+    "depenses_ineligibles": "Dépenses inéligibles", "plafond_commune": "Plafond commune",
+    "incoherence_montants": "Montants incohérents", "urbanisme": "Urbanisme (exclu)", "archivage": "Archivage (axe 2)",
+    "pieces_manquantes": "Pièces manquantes", "labo_absent": "Laboratoire absent", "multi_porteurs": "Multi-porteurs",
+    "limite_porteur": "Dossiers par porteur", "calendrier": "Calendrier", "donnees_illisibles": "Données illisibles",
+}
+STATUSES = {status: label.capitalize() for status, label in STATUS_LABELS.items()}  # « À vérifier »
+FINDING_LABELS = {**STATUSES, "eligible": "Information"}
+STATUS_ORDER = ("ineligible", "a_verifier", "eligible")
+OTHER_DEPARTEMENTS = "Autres départements"
+
+
+def departement_sheet_title(code: str) -> str:
+    """« 04 Alpes-de-Haute-Provence »: Excel allows 31 characters, no « / \\ ? * [ ] : »."""
+    return f"{code} {DEPARTEMENTS[code]}"[:31]
+
+
+def _motifs(row: Row) -> str:
+    return "\n".join(f"• {message}" for _, _, message in row.findings)
+
+
+DOSSIER_COLUMNS = (
+    Column("Démarche", 11), Column("N° dossier", 10), Column("État DS", 12, True), Column("Date de dépôt", 15),
+    Column("Porteur", 24, True), Column("SIRET", 15), Column("Type de collectivité", 11, True),
+    Column("Département", 12), Column("Groupe instructeur", 16, True), Column("Intitulé du projet", 32, True),
+    Column("Thématique", 22, True), Column("Coût total HT", 13), Column("Subvention sollicitée", 13),
+    Column("Montant plafonné", 13), Column("Statut d'éligibilité", 11), Column("Motifs", 55, True),
+    Column("ZRR (part des communes)", 11), Column("Taille", 9), Column("Score de priorité (sur 9)", 9),
+    Column("Avis du référent", 11, True), Column("Montant proposé", 13),
+)
+PIECES_COLUMN = Column("Pièces", 10)
+
+
+def _texts(ws: WriteOnlyWorksheet, columns: Sequence[Column], values: Sequence[Any]) -> tuple[list[Any], float | None]:
+    """Cells for a row whose str values are dossier texts (cells given as such are kept), and its height."""
+    cells, wrapped = [], []
+    for column, value in zip(columns, values, strict=True):
+        if isinstance(value, str):
+            cells.append(text_cell(ws, value, wrap=column.wrap))
+            if column.wrap:
+                wrapped.append((value, column.width))
+        else:
+            cells.append(value)
+    return cells, row_height(wrapped)
+
+
+class Table:
+    """A table sheet: set up before its first row, rows appended with their height, autofilter at the end."""
+
+    def __init__(self, ws: WriteOnlyWorksheet, columns: Sequence[Column], footer: str, *,
+                 paper: str = PAPERSIZE_A4) -> None:
+        self.ws = ws
+        self.columns = columns
+        self.rows = 0
+        set_up_table(ws, columns, freeze="C2", footer=footer, paper=paper)
+
+    def append(self, values: Sequence[Any]) -> None:
+        cells, height = _texts(self.ws, self.columns, values)
+        append_row(self.ws, self.rows + 2, cells, height)
+        self.rows += 1
+
+    def finish(self) -> None:
+        finish_table(self.ws, self.columns, self.rows)
+
+
+class DossierTable(Table):
+    """A sheet with one row per dossier: « Dossiers » and each département's sheet (A3: 21 columns)."""
+
+    def __init__(self, ws: WriteOnlyWorksheet, settings: Settings, footer: str, *, pieces: bool) -> None:
+        super().__init__(ws, DOSSIER_COLUMNS + ((PIECES_COLUMN,) if pieces else ()), footer, paper=PAPERSIZE_A3)
+        self.settings = settings
+
+    def add(self, row: Row, pieces: PurePosixPath | None = None) -> None:
+        ws = self.ws
+        state = STATE_LABELS.get(row.state, row.state) + (" (archivé)" if row.archived else "")
+        values: list[Any] = [
+            DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key),
+            link_cell(ws, str(row.number), dossier_url(self.settings, row.demarche_number, row.number),
+                      tooltip="Ouvrir le dossier dans Démarche Numérique"),
+            state, date_cell(ws, row.date_depot), row.porteur, row.siret, row.type_collectivite, row.departement,
+            row.groupe, row.intitule, row.thematique, number_cell(ws, row.cout_total, AMOUNT_FORMAT),
+            number_cell(ws, row.subvention, AMOUNT_FORMAT), number_cell(ws, row.plafonne, AMOUNT_FORMAT),
+            status_cell(ws, row.status, STATUSES[row.status]), _motifs(row),
+            number_cell(ws, row.zrr, PERCENT_FORMAT), row.taille, number_cell(ws, row.score, SCORE_FORMAT),
+            row.avis, number_cell(ws, row.montant_propose, AMOUNT_FORMAT),
+        ]
+        if len(self.columns) > len(DOSSIER_COLUMNS):
+            values.append(link_cell(ws, "Ouvrir", f"{pieces}/", tooltip="Dossier des pièces jointes")
+                          if pieces is not None else None)
+        self.append(values)
+
+
+EXPENSE_COLUMNS = (
+    Column("Démarche", 11), Column("N° dossier", 10), Column("Porteur", 26, True), Column("Groupe", 8),
+    Column("Ligne", 6), Column("Nature de la dépense", 30, True), Column("Description", 50, True),
+    Column("Montant HT", 13), Column("Nature éligible", 9),
+)
+
+
+class ExpenseTable(Table):
+    """« Dépenses »: every expense line of every dossier, with whether its nature is eligible."""
+
+    def __init__(self, ws: WriteOnlyWorksheet, footer: str) -> None:
+        super().__init__(ws, EXPENSE_COLUMNS, footer)
+
+    def add(self, row: Row) -> None:
+        ws = self.ws
+        for position, expense in enumerate(row.expenses, start=1):
+            self.append([
+                DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), number_cell(ws, row.number, "0"),
+                row.porteur, row.groupe_departement, number_cell(ws, position, "0"), expense.nature,
+                expense.description, number_cell(ws, expense.amount, AMOUNT_FORMAT),
+                status_cell(ws, None if expense.eligible else "ineligible", "oui" if expense.eligible else "non"),
+            ])
+
+
+FINDING_COLUMNS = (
+    Column("Démarche", 11), Column("N° dossier", 10), Column("Porteur", 26, True), Column("Groupe", 8),
+    Column("Règle", 20), Column("Statut", 11), Column("Message", 80, True),
+)
+
+
+class FindingTable(Table):
+    """« Contrôles »: one row per finding of the check."""
+
+    def __init__(self, ws: WriteOnlyWorksheet, footer: str) -> None:
+        super().__init__(ws, FINDING_COLUMNS, footer)
+
+    def add(self, row: Row) -> None:
+        ws = self.ws
+        for rule, status, message in row.findings:
+            self.append([
+                DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), number_cell(ws, row.number, "0"),
+                row.porteur, row.groupe_departement, RULE_LABELS.get(rule, rule),
+                status_cell(ws, status, FINDING_LABELS[status]), message,
+            ])
+
+
+# ---------------------------------------------------------------- Synthèse
+
+
+@dataclass
+class Tally:
+    """Counts and amounts of a group of dossiers."""
+
+    dossiers: int = 0
+    requested: float = 0.0
+    capped: float = 0.0
+    proposed: float = 0.0
+
+    def add(self, row: Row) -> None:
+        self.dossiers += 1
+        self.requested += row.subvention or 0.0
+        self.capped += row.plafonne or 0.0
+        self.proposed += row.montant_propose or 0.0
+
+
+@dataclass
+class Summary:
+    """What the Synthèse sheet counts while the dossiers stream by."""
+
+    total: Tally = field(default_factory=Tally)
+    by_status: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_demarche: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_departement: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_state: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+
+    def add(self, row: Row) -> None:
+        self.total.add(row)
+        self.by_status[row.status].add(row)
+        self.by_demarche[row.demarche_key].add(row)
+        self.by_departement[row.groupe_departement].add(row)
+        self.by_state[row.state].add(row)
+
+
+SYNTHESE_WIDTHS = (44, 16, 22, 22, 22, 22)
+TALLY_HEADERS = ("Dossiers", "Subvention sollicitée", "Montant plafonné", "Montant proposé")
+
+
+@dataclass
+class Context:
+    """Everything the Synthèse states besides the counts."""
+
+    session: int
+    closing: datetime
+    demarche: str | None
+    freshness: Freshness
+    generated_at: datetime
+    settings: Settings
+
+
+def _tally_row(ws: WriteOnlyWorksheet, label: str, tally: Tally, *, total: bool = False,
+               status: str | None = None) -> list[Any]:
+    border = TOTAL_BORDER if total else None
+    font = BOLD if total else None
+    first = styled(ws, label, font=font, border=border)
+    if status is not None:
+        first.fill = STATUS_FILLS[status]
+        first.font = STATUS_FONTS[status]
+    return [first, styled(ws, tally.dossiers, font=font, number_format="0", border=border),
+            *(styled(ws, amount, font=font, number_format=AMOUNT_FORMAT, border=border)
+              for amount in (tally.requested, tally.capped, tally.proposed))]
+
+
+def _section(ws: WriteOnlyWorksheet, title: str, headers: tuple[str, ...] = TALLY_HEADERS) -> None:
+    ws.append([])
+    ws.append([styled(ws, title, font=SECTION_FONT), *(styled(ws, h, font=BOLD, alignment=RIGHT) for h in headers)])
+
+
+def _table(ws: WriteOnlyWorksheet, title: str, groups: Mapping[str, Tally], labels: Mapping[str, str],
+           order: tuple[str, ...], total: Tally, *, statuses: bool = False) -> None:
+    _section(ws, title)
+    keys = [k for k in order if k in groups] + sorted(k for k in groups if k not in order)
+    for key in keys:
+        ws.append(_tally_row(ws, labels.get(key, key or "inconnu"), groups[key], status=key if statuses else None))
+    ws.append(_tally_row(ws, "Total", total, total=True))
+
+
+def _euros(amount: float) -> str:
+    return f"{amount:,.0f} €".replace(",", "\u202f")  # French thousands: narrow no-break space
+
+
+def _paris(moment: datetime | None) -> str:
+    return moment.strftime("%d/%m/%Y à %H:%M") if moment else "jamais"
+
+
+def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[int, SessionTotals],
+                   ctx: Context) -> None:
+    """The first sheet: what the session holds, how fresh it is, and the envelope."""
+    for index, width in enumerate(SYNTHESE_WIDTHS):
+        ws.column_dimensions["ABCDEF"[index]].width = width
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.page_setup.orientation = "portrait"
+    ws.page_setup.paperSize = PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    scope = f" — démarche {DEMARCHE_LABELS[ctx.demarche].lower()} seulement" if ctx.demarche else ""
+    ws.append([styled(ws, f"ITN7 Axe 3 (PACA) — comité de la session {ctx.session}{scope}", font=TITLE_FONT)])
+    fresh = ctx.freshness
+    for label, value in (
+        ("Dossiers déposés jusqu'au", ctx.closing.strftime("%d/%m/%Y à %H:%M")),
+        ("Données synchronisées le", _paris(fresh.synced_at)),
+        ("Contrôles d'éligibilité du", f"{_paris(fresh.checked_at)} (règles {fresh.ruleset or '—'})"),
+        ("Classeur produit le", _paris(ctx.generated_at)),
+    ):
+        ws.append([styled(ws, label, font=BOLD), styled(ws, value)])
+    ws.append([styled(ws, "Heures de Paris. Les dossiers modifiés dans Démarche Numérique après la synchronisation "
+                          "n'y figurent pas sous leur dernière forme.", font=NOTE_FONT)])
+
+    _table(ws, "Par statut d'éligibilité", summary.by_status, STATUSES, STATUS_ORDER, summary.total,
+           statuses=True)
+    _table(ws, "Par démarche", summary.by_demarche, {k: f"Démarche {v.lower()}" for k, v in DEMARCHE_LABELS.items()},
+           tuple(DEMARCHE_LABELS), summary.total)
+    _table(ws, "Par département (groupe instructeur)", summary.by_departement,
+           {code: f"{code} {name}" for code, name in DEPARTEMENTS.items()}, tuple(DEPARTEMENTS), summary.total)
+    _table(ws, "Par état dans Démarche Numérique", summary.by_state, STATE_LABELS, tuple(STATE_LABELS), summary.total)
+    _envelope(ws, summary, earlier, ctx)
+
+    ws.append([])
+    for note in (
+        f"Montant plafonné : la subvention sollicitée, limitée à {_euros(ctx.settings.plafond_commune)} pour une "
+        "commune seule.",
+        "Montant proposé : annotation « Montant proposé par le référent » saisie dans Démarche Numérique.",
+        f"Non repris : {fresh.deleted} dossier(s) supprimé(s) ou masqué(s) dans Démarche Numérique, "
+        f"{fresh.out_of_session} dossier(s) déposé(s) après la dernière clôture, et les dossiers des autres sessions.",
+    ):
+        ws.append([styled(ws, note, font=NOTE_FONT)])
+
+
+def _envelope(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[int, SessionTotals], ctx: Context) -> None:
+    envelope = ctx.settings.enveloppe
+    headers = ("Dossiers", "Subvention sollicitée", "Cumul sollicité", "Part de l'enveloppe", "Montant proposé")
+    _section(ws, f"Enveloppe régionale : {_euros(envelope)}", headers)
+    sessions = {**earlier, ctx.session: SessionTotals(summary.total.dossiers, summary.total.requested,
+                                                      summary.total.proposed)}
+    cumulated = proposed = 0.0
+    for number in sorted(sessions):
+        totals = sessions[number]
+        cumulated += totals.requested
+        proposed += totals.proposed
+        ws.append([styled(ws, f"Session {number}", font=BOLD if number == ctx.session else None),
+                   styled(ws, totals.dossiers, number_format="0"),
+                   styled(ws, totals.requested, number_format=AMOUNT_FORMAT),
+                   styled(ws, cumulated, number_format=AMOUNT_FORMAT),
+                   styled(ws, cumulated / envelope if envelope else None, number_format=PERCENT_FORMAT),
+                   styled(ws, totals.proposed, number_format=AMOUNT_FORMAT)])
+    ws.append([styled(ws, "Reste de l'enveloppe après les montants proposés", font=BOLD, border=TOTAL_BORDER),
+               *(styled(ws, None, border=TOTAL_BORDER) for _ in range(4)),
+               styled(ws, envelope - proposed, font=BOLD, number_format=AMOUNT_FORMAT, border=TOTAL_BORDER)])
+    ws.append([styled(ws, "Les montants sollicités comprennent tous les dossiers déposés, y compris refusés ou "
+                          "classés sans suite.", font=NOTE_FONT)])
+
