@@ -175,6 +175,19 @@ def m004_file_downloads(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m003_annotations(db: sqlite_utils.Database) -> None:
+    # A log, never rewritten: what `itn7 annotate --apply` wrote to DS, when and as which instructeur.
+    for statement in (
+        """CREATE TABLE annotations_written (
+            dossier_number INTEGER REFERENCES dossiers(number), annotation_id TEXT, value TEXT,
+            instructeur_id TEXT, written_at TEXT
+        )""",
+        "CREATE INDEX annotations_written_dossier ON annotations_written(dossier_number, annotation_id, written_at)",
+    ):
+        db.execute(statement)
+
+
 def open_db(path: Path | str, *, must_exist: bool = False) -> sqlite_utils.Database:
     """Opens (and creates or upgrades) the database; WAL so readers never block the sync."""
     path = Path(path)
