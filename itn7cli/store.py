@@ -7,7 +7,7 @@ of dossiers is written in one transaction together with the checkpoint describin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,6 +197,9 @@ def open_db(path: Path | str, *, must_exist: bool = False) -> sqlite_utils.Datab
         db = sqlite_utils.Database(path)
         db.execute("PRAGMA busy_timeout = 30000")
         db.execute("PRAGMA foreign_keys = ON")
+        # With WAL, NORMAL never corrupts and keeps every commit across a process crash or kill -9;
+        # only a power cut may lose the last pages, which the next sync fetches again.
+        db.execute("PRAGMA synchronous = NORMAL")
         if db.journal_mode != "wal":
             db.enable_wal()
         migrations.apply(db)
@@ -260,13 +263,23 @@ def save_demarche(db: sqlite_utils.Database, key: str, demarche: Mapping[str, An
 # ---------------------------------------------------------------- dossiers
 
 
-def strip_volatile(value: Any) -> Any:
-    """A copy of an API value without file URLs: they are signed for one hour and change on every read."""
-    if isinstance(value, dict):
-        return {k: strip_volatile(v) for k, v in value.items() if k != "url"}
-    if isinstance(value, list):
-        return [strip_volatile(v) for v in value]
-    return value
+def _without_urls(champs: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    out: list[Mapping[str, Any]] = []
+    for champ in champs:
+        if champ.get("files"):
+            champ = {**champ, "files": [{k: v for k, v in f.items() if k != "url"} for f in champ["files"]]}
+        if champ.get("rows"):
+            champ = {**champ, "rows": [{**r, "champs": _without_urls(r.get("champs") or [])} for r in champ["rows"]]}
+        out.append(champ)
+    return out
+
+
+def strip_volatile(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a dossier without file URLs: they are signed for one hour and change on every read.
+
+    Only champs and annotations hold files in the DossierFields fragment; the rest is shared, not copied.
+    """
+    return {**node, **{key: _without_urls(node[key]) for key in ("champs", "annotations") if node.get(key)}}
 
 
 def _dossier_row(demarche_number: int, node: Mapping[str, Any], raw: str) -> dict[str, Any]:
@@ -306,55 +319,47 @@ def _dossier_row(demarche_number: int, node: Mapping[str, Any], raw: str) -> dic
     }
 
 
-def _typed_value(champ: Mapping[str, Any]) -> dict[str, Any]:
-    """The champ's value in the column that fits its type (BigInt strings become integers)."""
+Typed = tuple[str | None, float | None, int | None, int | None, str | None, str | None]
+NOT_STRUCTURED = {"__typename", "id", "champDescriptorId", "label", "stringValue", "updatedAt", "rows", "files"}
+TEXT_KEYS = {"TextChamp": "text", "DropDownListChamp": "choice", "CiviliteChamp": "civilite"}
+
+
+def _typed_value(champ: Mapping[str, Any]) -> Typed:
+    """The champ's value in the column that fits its type, in CHAMP_COLUMNS order (BigInt strings become integers)."""
     typename = champ.get("__typename")
-    out: dict[str, Any] = {}
+    if typename in TEXT_KEYS:
+        return champ.get(TEXT_KEYS[typename]), None, None, None, None, None
     if typename == "DecimalNumberChamp":
-        out["value_number"] = champ.get("decimal")
-    elif typename == "IntegerNumberChamp":
+        return None, champ.get("decimal"), None, None, None, None
+    if typename == "IntegerNumberChamp":
         raw = champ.get("integer")
         try:
-            out["value_integer"] = int(raw) if raw not in (None, "") else None
+            return None, None, int(raw) if raw not in (None, "") else None, None, None, None
         except (TypeError, ValueError):
-            out["value_text"] = str(raw)
-    elif typename in ("CheckboxChamp", "YesNoChamp"):
+            return str(raw), None, None, None, None, None
+    if typename in ("CheckboxChamp", "YesNoChamp"):
         value = champ.get("checked" if typename == "CheckboxChamp" else "yesNo")
-        out["value_boolean"] = None if value is None else int(bool(value))
-    elif typename == "DateChamp":
-        out["value_date"] = champ.get("date")
-    elif typename == "DatetimeChamp":
-        out["value_date"] = champ.get("datetime")
-    elif typename in ("TextChamp", "DropDownListChamp", "CiviliteChamp"):
-        out["value_text"] = champ.get({"TextChamp": "text", "DropDownListChamp": "choice"}.get(typename, "civilite"))
-    else:
-        structured = {k: v for k, v in champ.items() if k not in {
-            "__typename", "id", "champDescriptorId", "label", "stringValue", "updatedAt", "rows", "files"}}
-        if structured:
-            out["value_json"] = json.dumps(structured, ensure_ascii=False)
-    return out
+        return None, None, None, None if value is None else int(bool(value)), None, None
+    if typename in ("DateChamp", "DatetimeChamp"):
+        return None, None, None, None, champ.get("date" if typename == "DateChamp" else "datetime"), None
+    structured = {k: v for k, v in champ.items() if k not in NOT_STRUCTURED}
+    return None, None, None, None, None, json.dumps(structured, ensure_ascii=False) if structured else None
 
 
 def _champ_rows(number: int, kind: str, champs: Iterable[Mapping[str, Any]], parent_id: str | None = None,
-                row_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+                row_id: str | None = None) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """("champs" | "files", row) for each champ, file and repetition row, in TABLE_COLUMNS order."""
     for position, champ in enumerate(champs):
-        yield "champs", {
-            "dossier_number": number, "id": champ["id"], "descriptor_id": champ.get("champDescriptorId"),
-            "kind": kind, "parent_id": parent_id, "row_id": row_id, "position": position,
-            "type": champ.get("__typename"), "label": champ.get("label"),
-            "string_value": champ.get("stringValue"), "updated_at": champ.get("updatedAt"),
-            **_typed_value(champ),
-        }
+        champ_id, descriptor_id = champ["id"], champ.get("champDescriptorId")
+        yield "champs", (number, champ_id, descriptor_id, kind, parent_id, row_id, position, champ.get("__typename"),
+                         champ.get("label"), champ.get("stringValue"), *_typed_value(champ), champ.get("updatedAt"))
         for file_position, file in enumerate(champ.get("files") or ()):
             size = file.get("byteSize")
-            yield "files", {
-                "dossier_number": number, "champ_id": champ["id"], "position": file_position,
-                "descriptor_id": champ.get("champDescriptorId"), "filename": file.get("filename"),
-                "content_type": file.get("contentType"), "checksum": file.get("checksum"),
-                "byte_size": int(size) if size not in (None, "") else None,
-            }
+            yield "files", (number, champ_id, file_position, descriptor_id, file.get("filename"),
+                            file.get("contentType"), int(size) if size not in (None, "") else None,
+                            file.get("checksum"))
         for row in champ.get("rows") or ():
-            yield from _champ_rows(number, kind, row.get("champs") or (), champ["id"], row["id"])
+            yield from _champ_rows(number, kind, row.get("champs") or (), champ_id, row["id"])
 
 
 CHAMP_COLUMNS = ("value_text", "value_number", "value_integer", "value_boolean", "value_date", "value_json")
@@ -369,50 +374,78 @@ class PageCounts:
     numbers: list[int] = field(default_factory=list)
 
 
+TABLE_COLUMNS = {
+    "champs": ("dossier_number", "id", "descriptor_id", "kind", "parent_id", "row_id", "position", "type", "label",
+               "string_value", *CHAMP_COLUMNS, "updated_at"),
+    "files": ("dossier_number", "champ_id", "position", "descriptor_id", "filename", "content_type", "byte_size",
+              "checksum"),
+    "traitements": ("dossier_number", "position", "event", "state", "date_traitement", "email_agent_traitant",
+                    "motivation"),
+}
+
+
+def _insert_many(db: sqlite_utils.Database, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                 conflict_key: str | None = None) -> None:
+    """Plain executemany: a page's few thousand rows, without sqlite-utils' per-value type sniffing."""
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    if conflict_key:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != conflict_key)
+        sql += f" ON CONFLICT({conflict_key}) DO UPDATE SET {updates}"
+    db.conn.executemany(sql, rows)
+
+
 def save_dossiers(db: sqlite_utils.Database, demarche_number: int, nodes: Iterable[Mapping[str, Any] | None],
                   *, seen_run: int | None = None) -> PageCounts:
     """Upserts a page of dossiers with their champs, files and traitements. Call inside a transaction."""
     counts = PageCounts()
+    page = [node for node in nodes if node is not None]
+    numbers = [node["number"] for node in page]
+    counts.numbers.extend(numbers)
+    previous: dict[int, tuple[str | None, str | None]] = {}
+    if numbers:
+        marks = ",".join("?" * len(numbers))
+        for number, raw, deletion in db.execute(
+                f"SELECT number, raw, deletion_state FROM dossiers WHERE number IN ({marks})", numbers):
+            previous[number] = (raw, deletion)
     dossiers: list[dict[str, Any]] = []
-    children: dict[str, list[dict[str, Any]]] = {"champs": [], "files": [], "traitements": []}
+    children: dict[str, list[tuple[Any, ...]]] = {"champs": [], "files": [], "traitements": []}
+    unchanged: list[int] = []
+    existing: list[int] = []
     stamp = now()
-    for node in nodes:
-        if node is None:
-            continue
+    for node in page:
         number = node["number"]
-        counts.numbers.append(number)
         raw = json.dumps(strip_volatile(node), ensure_ascii=False, separators=(",", ":"))
-        previous = db.execute("SELECT raw, deletion_state FROM dossiers WHERE number = ?", [number]).fetchone()
-        if previous is not None and previous[0] == raw and previous[1] is None:
+        before = previous.get(number)
+        if before is not None and before == (raw, None):
             counts.inchanges += 1
-            if seen_run is not None:
-                db.execute("UPDATE dossiers SET seen_run = ? WHERE number = ?", [seen_run, number])
+            unchanged.append(number)
             continue
-        if previous is None:
+        if before is None:
             counts.nouveaux += 1
-        elif previous[1] is not None:
-            counts.restaures += 1
         else:
-            counts.modifies += 1
+            existing.append(number)
+            if before[1] is not None:
+                counts.restaures += 1
+            else:
+                counts.modifies += 1
         dossiers.append({**_dossier_row(demarche_number, node, raw), "seen_run": seen_run, "synced_at": stamp})
         for kind, key in (("champ", "champs"), ("annotation", "annotations")):
             for table, row in _champ_rows(number, kind, node.get(key) or ()):
                 children[table].append(row)
         for position, t in enumerate(node.get("traitements") or ()):
-            children["traitements"].append({
-                "dossier_number": number, "position": position, "event": t.get("event"), "state": t.get("state"),
-                "date_traitement": t.get("dateTraitement"), "email_agent_traitant": t.get("emailAgentTraitant"),
-                "motivation": t.get("motivation"),
-            })
-    if dossiers:
-        numbers = [d["number"] for d in dossiers]
-        marks = ",".join("?" * len(numbers))
+            children["traitements"].append((number, position, t.get("event"), t.get("state"), t.get("dateTraitement"),
+                                            t.get("emailAgentTraitant"), t.get("motivation")))
+    if unchanged and seen_run is not None:
+        db.conn.executemany("UPDATE dossiers SET seen_run = ? WHERE number = ?", [(seen_run, n) for n in unchanged])
+    if existing:
+        marks = ",".join("?" * len(existing))
         for table in ("champs", "files", "traitements"):
-            db.execute(f"DELETE FROM {table} WHERE dossier_number IN ({marks})", numbers)
-        db.table("dossiers").upsert_all(dossiers, pk="number")
-        db.table("champs").insert_all(children["champs"], pk=("dossier_number", "id"))
-        db.table("files").insert_all(children["files"], pk=("dossier_number", "champ_id", "position"))
-        db.table("traitements").insert_all(children["traitements"], pk=("dossier_number", "position"))
+            db.execute(f"DELETE FROM {table} WHERE dossier_number IN ({marks})", existing)
+    if dossiers:
+        columns = tuple(dossiers[0])
+        _insert_many(db, "dossiers", columns, [tuple(d[c] for c in columns) for d in dossiers], conflict_key="number")
+        for table, rows in children.items():
+            _insert_many(db, table, TABLE_COLUMNS[table], rows)
     return counts
 
 
