@@ -1,0 +1,339 @@
+"""`itn7 annotate`: the check's verdict of each dossier, written back to one DS private annotation.
+
+`plan` reads the store only (no network, no token) and says, per dossier, what would be written to
+the annotation serving the role `controle_auto` and whether it differs from what DS holds. `apply`
+sends the differing ones with `dossierModifierAnnotations` — the only mutation this tool uses: it
+never changes a dossier's state and never sends a message to the applicant.
+
+What DS holds is the annotation value of the last sync, unless this tool wrote the annotation since
+that sync: the write is then the newer truth (the next sync brings it back from DS anyway).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from .api import DSClient, NotFoundError
+from .config import PARIS, Settings
+from .errors import AuthError, ConfigError
+from .rules.engine import ELIGIBLE, SEVERITY, STATUS_LABELS
+from .rules.mapping import ROLES_BY_NAME, RoleMap, mappings_from_settings
+from .store import now
+
+ROLE = "controle_auto"
+OPERATION = "modifierAnnotations"
+# DS's payload error for a read-only token (app/graphql/mutations/base_mutation.rb).
+READ_ONLY_MARK = "seulement en lecture"
+# "L’instructeur n’a pas les droits d’accès à ce dossier": DS uses a typographic apostrophe.
+NO_ACCESS_MARK = "droits d"
+DATE_PART = re.compile(r" \(\d{2}/\d{2}/\d{4}\)")
+
+# Short reasons: the full messages stay in `itn7 check` and the committee workbook.
+RULE_LABELS = {
+    "porteur_type": "type de porteur",
+    "hors_region": "siège hors région",
+    "hors_delai": "déposé hors délai",
+    "depenses_ineligibles": "dépenses non finançables",
+    "plafond_commune": "plafond communal dépassé",
+    "incoherence_montants": "montants incohérents",
+    "urbanisme": "urbanisme (Démat.ADS)",
+    "archivage": "archivage (Axe 2)",
+    "pieces_manquantes": "pièces manquantes",
+    "labo_absent": "laboratoire d'innovation absent",
+    "multi_porteurs": "partenaires à vérifier",
+    "limite_porteur": "trop de dossiers du même porteur",
+    "calendrier": "calendrier du projet",
+    "donnees_illisibles": "données illisibles",
+}
+
+
+@dataclass
+class Planned:
+    """What `annotate` would do for one dossier."""
+
+    number: int
+    demarche: str
+    groupe: str | None
+    groupe_id: str | None
+    dossier_id: str
+    status: str
+    verdict: str
+    annotation_id: str | None
+    value_key: str  # the AnnotationValueInput key: "text" or "textarea"
+    current: str | None
+    problem: str | None = None  # why nothing can be written, found before any request
+
+    @property
+    def changed(self) -> bool:
+        """True when the verdict differs from the annotation, the date of the check aside."""
+        return verdict_key(self.verdict) != verdict_key(self.current or "")
+
+
+@dataclass
+class Outcome:
+    """What `apply` did for one dossier: "ecrit" or "erreur", with a French message."""
+
+    planned: Planned
+    result: str
+    message: str
+
+
+# ---------------------------------------------------------------- verdict text
+
+
+def verdict_text(status: str, findings: list[tuple[str, str]], checked_at: str | None) -> str:
+    """The annotation text: status, date of the check, short reasons, e.g.
+    "À vérifier (28/11/2026) : plafond communal dépassé ; pièces manquantes"."""
+    label = STATUS_LABELS.get(status, status)
+    text = label[:1].upper() + label[1:]
+    if checked_at:
+        text += f" ({datetime.fromisoformat(checked_at).astimezone(PARIS):%d/%m/%Y})"
+    ranked = sorted(enumerate(findings), key=lambda item: (-SEVERITY.get(item[1][1], 0), item[0]))
+    reasons = list(dict.fromkeys(RULE_LABELS.get(rule, rule.replace("_", " ")) for _, (rule, _s) in ranked))
+    if not reasons:
+        return text
+    if status == ELIGIBLE:  # its findings are only information for the committee
+        return f"{text} — à noter : {' ; '.join(reasons)}"
+    return f"{text} : {' ; '.join(reasons)}"
+
+
+def verdict_key(text: str) -> str:
+    """The verdict without the date of the check: re-checking another day changes nothing."""
+    return " ".join(DATE_PART.sub("", text.strip(), count=1).split())
+
+
+# ---------------------------------------------------------------- plan
+
+
+def _findings(db: sqlite_utils.Database) -> dict[int, list[tuple[str, str]]]:
+    by_dossier: dict[int, list[tuple[str, str]]] = {}
+    for number, rule, status in db.execute(
+            "SELECT dossier_number, rule, status FROM check_findings ORDER BY dossier_number, position"):
+        by_dossier.setdefault(number, []).append((rule, status))
+    return by_dossier
+
+
+def _annotation_champs(db: sqlite_utils.Database) -> dict[int, list[dict[str, Any]]]:
+    by_dossier: dict[int, list[dict[str, Any]]] = {}
+    for number, champ_id, descriptor_id, label, value_text, string_value in db.execute(
+            "SELECT dossier_number, id, descriptor_id, label, value_text, string_value FROM champs "
+            "WHERE kind = 'annotation' AND parent_id IS NULL"):
+        by_dossier.setdefault(number, []).append({
+            "id": champ_id, "champDescriptorId": descriptor_id, "label": label,
+            "value": value_text if value_text is not None else string_value})
+    return by_dossier
+
+
+def _annotation_descriptors(db: sqlite_utils.Database) -> dict[str, list[dict[str, Any]]]:
+    by_revision: dict[str, list[dict[str, Any]]] = {}
+    for revision_id, descriptor_id, label, type_ in db.execute(
+            "SELECT revision_id, id, label, type FROM champ_descriptors "
+            "WHERE kind = 'annotation' AND parent_id IS NULL ORDER BY position"):
+        by_revision.setdefault(revision_id, []).append(
+            {"id": descriptor_id, "champDescriptorId": descriptor_id, "label": label, "type": type_})
+    return by_revision
+
+
+def _last_written(db: sqlite_utils.Database) -> dict[tuple[int, str], tuple[str, str]]:
+    """(dossier, annotation) → (value, written_at) of this tool's latest write."""
+    last: dict[tuple[int, str], tuple[str, str]] = {}
+    for number, annotation_id, value, written_at in db.execute(
+            "SELECT dossier_number, annotation_id, value, written_at FROM annotations_written "
+            "ORDER BY written_at, rowid"):
+        last[(number, annotation_id)] = (value, written_at)
+    return last
+
+
+def _index(items: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    by_id = {i["champDescriptorId"]: i for i in items if i["champDescriptorId"]}
+    by_label = {i["label"]: i for i in items if i["label"]}
+    return by_id, by_label
+
+
+def _value_key(descriptor_type: str | None) -> str | None:
+    """The AnnotationValueInput key for a descriptor type; None when the annotation cannot hold text."""
+    if descriptor_type in (None, "TextChampDescriptor"):
+        return "text"
+    return "textarea" if descriptor_type == "TextareaChampDescriptor" else None
+
+
+def _target(mapping: RoleMap, champs: list[dict[str, Any]],
+            descriptors: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(annotation champ, its descriptor) of the role; the champ is None when the sync did not bring it."""
+    described = _index(descriptors)
+    champ = mapping.find(ROLE, *_index(champs))
+    if champ is not None:
+        return champ, described[0].get(champ["champDescriptorId"])
+    # A top-level champ's id is its descriptor's id: a champ absent from the sync can still be written.
+    return None, mapping.find(ROLE, *described)
+
+
+def _problem(mapping: RoleMap, target: Mapping[str, Any] | None, descriptor: Mapping[str, Any] | None,
+             value_key: str | None) -> str | None:
+    if target is None:
+        return (f"annotation « {ROLES_BY_NAME[ROLE].description} » introuvable (cherchée : "
+                f"{mapping.target_text(ROLE)}) : voir « itn7 champs » et [mapping.{mapping.demarche_key}]")
+    if value_key is None:
+        return (f"l'annotation « {target['label']} » n'est pas un champ texte "
+                f"({descriptor_type(descriptor or {})})")
+    return None
+
+
+def plan(db: sqlite_utils.Database, settings: Settings, *, session: int | None = None,
+         demarche: str | None = None) -> list[Planned]:
+    """Per checked, non-deleted dossier: the verdict text and the annotation it goes to. Reads the store only."""
+    mappings = mappings_from_settings(settings.mapping)
+    findings, champs = _findings(db), _annotation_champs(db)
+    descriptors, written = _annotation_descriptors(db), _last_written(db)
+    sql = ("SELECT c.number, m.key, c.status, c.checked_at, d.id, d.revision_id, d.groupe_instructeur_label, "
+           "d.groupe_instructeur_id, d.synced_at FROM checks c JOIN dossiers d ON d.number = c.number "
+           "JOIN demarches m ON m.number = d.demarche_number WHERE d.deletion_state IS NULL")
+    params: list[Any] = []
+    for clause, value in (("c.session = ?", session), ("m.key = ?", demarche)):
+        if value is not None:
+            sql += f" AND {clause}"
+            params.append(value)
+    planned = []
+    for number, key, status, checked_at, dossier_id, revision_id, groupe, groupe_id, synced_at in db.execute(
+            sql + " ORDER BY c.number", params):
+        mapping = mappings.get(key) or mappings["general"]
+        champ, descriptor = _target(mapping, champs.get(number, []), descriptors.get(revision_id, []))
+        target = champ or descriptor
+        annotation_id = target["id"] if target else None
+        current = champ["value"] if champ else None
+        last = written.get((number, annotation_id or ""))
+        if last is not None and last[1] >= (synced_at or ""):
+            current = last[0]  # written after the last sync: newer than what the sync saw
+        value_key = _value_key(descriptor["type"] if descriptor else None)
+        verdict = verdict_text(status, findings.get(number, []), checked_at)
+        planned.append(Planned(number, key, groupe, groupe_id, dossier_id, status, verdict, annotation_id,
+                               value_key or "text", current, _problem(mapping, target, descriptor, value_key)))
+    return planned
+
+
+def descriptor_type(descriptor: Mapping[str, Any]) -> str:
+    """The descriptor's GraphQL type name without the "ChampDescriptor" suffix, for messages."""
+    return str(descriptor.get("type") or "type inconnu").removesuffix("ChampDescriptor")
+
+
+# ---------------------------------------------------------------- instructeurs
+
+
+def instructeurs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every groupe instructeur of the synced démarches with its instructeurs (id, email)."""
+    rows = db.execute(
+        "SELECT m.key, g.number, g.label, i.id, i.email FROM groupes_instructeurs g "
+        "JOIN demarches m ON m.number = g.demarche_number "
+        "LEFT JOIN groupe_instructeurs gi ON gi.groupe_id = g.id LEFT JOIN instructeurs i ON i.id = gi.instructeur_id "
+        "ORDER BY m.key, g.number, i.email")
+    return [dict(zip(("demarche", "groupe_number", "groupe", "id", "email"), row, strict=True)) for row in rows]
+
+
+def resolve_instructeur(db: sqlite_utils.Database, value: str | None) -> str:
+    """The instructeur id to write as: ITN7_INSTRUCTEUR_ID, given as an id or as an e-mail of the synced data."""
+    if not value:
+        raise ConfigError("Identifiant d'instructeur manquant : renseignez ITN7_INSTRUCTEUR_ID (un identifiant "
+                          "ou un courriel listé par « itn7 instructeurs »).")
+    if "@" not in value:
+        return value.strip()
+    row = db.execute("SELECT id FROM instructeurs WHERE lower(email) = lower(?)", [value.strip()]).fetchone()
+    if row is None:
+        raise ConfigError(f"Aucun instructeur « {value} » dans les données synchronisées : "
+                          "voir « itn7 instructeurs ».")
+    return str(row[0])
+
+
+def groupes_without(db: sqlite_utils.Database, instructeur_id: str, planned: list[Planned]) -> int:
+    """How many planned changes are in a groupe the instructeur is not in, as of the last sync."""
+    member = {row[0] for row in db.execute(
+        "SELECT groupe_id FROM groupe_instructeurs WHERE instructeur_id = ?", [instructeur_id])}
+    return sum(1 for p in planned if p.changed and p.problem is None and p.groupe_id not in member)
+
+
+# ---------------------------------------------------------------- apply
+
+
+def _record(db: sqlite_utils.Database, item: Planned, instructeur_id: str) -> None:
+    with db.atomic():
+        db.table("annotations_written").insert({
+            "dossier_number": item.number, "annotation_id": item.annotation_id, "value": item.verdict,
+            "instructeur_id": instructeur_id, "written_at": now()})
+
+
+def _explain(messages: str, item: Planned) -> str:
+    if NO_ACCESS_MARK in messages:
+        return (f"l'instructeur n'appartient pas au groupe « {item.groupe} » de ce dossier "
+                f"(Démarche Numérique : « {messages} »)")
+    if "annotation" in messages.lower():
+        return f"annotation refusée (Démarche Numérique : « {messages} ») : voir « itn7 champs » et [mapping]"
+    return f"écriture refusée par Démarche Numérique : « {messages} »"
+
+
+def write_one(client: DSClient, item: Planned, instructeur_id: str) -> str | None:
+    """Sends one annotation; returns None when written, else DS's error messages (errors come back as data).
+
+    DSClient retries after a network error, so a mutation DS already applied may be sent again:
+    harmless, the same value is written twice.
+    """
+    data = client.execute(OPERATION, {"input": {
+        "dossierId": item.dossier_id, "instructeurId": instructeur_id,
+        "annotations": [{"id": item.annotation_id, "value": {item.value_key: item.verdict}}]}})
+    payload = data.get("dossierModifierAnnotations") or {}
+    errors = payload.get("errors") or []
+    if errors:
+        return "; ".join(str(e.get("message", "")) for e in errors if isinstance(e, dict)) or "erreur sans message"
+    return None
+
+
+def apply(db: sqlite_utils.Database, client: DSClient, planned: list[Planned],
+          instructeur_id: str) -> Iterator[Outcome]:
+    """Writes the changed verdicts one dossier at a time, within the client's rate limit, recording each write.
+
+    A dossier's error is reported and the next one tried; a read-only token stops everything at the
+    first refusal (every other write would be refused the same way).
+    """
+    written = 0
+    for item in planned:
+        if item.problem is not None:
+            yield Outcome(item, "erreur", item.problem)
+            continue
+        if not item.changed:
+            continue
+        try:
+            error = write_one(client, item, instructeur_id)
+        except NotFoundError:
+            yield Outcome(item, "erreur", "dossier introuvable sur Démarche Numérique (supprimé depuis la "
+                                          "dernière synchronisation ?)")
+            continue
+        if error is not None and READ_ONLY_MARK in error:
+            raise AuthError(f"Le jeton d'API est en lecture seule (« {error} ») : aucune autre annotation n'est "
+                            f"tentée ({written} écrite(s)). Mettez dans DS_API_TOKEN un jeton avec accès en écriture.")
+        if error is not None:
+            yield Outcome(item, "erreur", _explain(error, item))
+            continue
+        _record(db, item, instructeur_id)
+        written += 1
+        yield Outcome(item, "ecrit", item.verdict)
+
+
+def client_for(settings: Settings) -> DSClient:
+    """A client for writes: one at a time, within the configured rate limit."""
+    return DSClient(settings.api_url, settings.require_token(), timeout=settings.timeout_seconds,
+                    requests_per_minute=settings.requests_per_minute, max_connections=1)
+
+
+
+def apply_settings(db: sqlite_utils.Database, settings: Settings, planned: list[Planned]) -> Iterator[Outcome]:
+    """`apply` with the configured token and instructeur; no token needed and no request when nothing changed."""
+    if not any(p.changed and p.problem is None for p in planned):
+        yield from (Outcome(p, "erreur", p.problem) for p in planned if p.problem is not None)
+        return
+    instructeur_id = resolve_instructeur(db, settings.instructeur_id)
+    with client_for(settings) as client:
+        yield from apply(db, client, planned, instructeur_id)
