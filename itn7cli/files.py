@@ -645,6 +645,13 @@ def sync_with_files(settings: Settings, demarches: dict[str, int], *, full: bool
         raise StoreError("Un téléchargement de pièces jointes est déjà en cours sur cette base : "
                          "attendez qu'il se termine puis relancez.") from None
     refetch = _Refetcher(settings)
+    try:
+        # The token is checked on every démarche before the database is even created.
+        metas = sync_mod.fetch_metas(refetch.client, demarches)
+    except BaseException:
+        refetch.close()
+        lock.release()
+        raise
     # Opened here, in the thread the sync writes from: after_page runs in that thread too.
     db = store.open_db(settings.db_path)
     try:
@@ -652,7 +659,7 @@ def sync_with_files(settings: Settings, demarches: dict[str, int], *, full: bool
         with Downloader(db, settings.files_dir, keys, workers=settings.concurrency, max_bytes=max_bytes,
                         timeout=settings.timeout_seconds, refetch=refetch, progress=file_progress) as downloader:
             summaries = sync_mod.sync_settings(settings, demarches, full=full, progress=progress,
-                                               after_page=downloader.after_page)
+                                               after_page=downloader.after_page, metas=metas)
             refetch.full_speed()
             missing, kept = _catch_up_numbers(db, downloader.root, demarches, downloader.seen, max_bytes)
             downloader.count_kept(kept)

@@ -336,8 +336,12 @@ def run(db: sqlite_utils.Database, client: DSClient, demarches: dict[str, int], 
 
 
 def sync_settings(settings: Settings, demarches: dict[str, int], *, full: bool = False,
-                  progress: Progress | None = None, after_page: AfterPage | None = None) -> list[Summary]:
-    """The whole `itn7 sync`: lock the database, check the token on every démarche, then pull."""
+                  progress: Progress | None = None, after_page: AfterPage | None = None,
+                  metas: dict[int, dict[str, Any]] | None = None) -> list[Summary]:
+    """The whole `itn7 sync`: lock the database, check the token on every démarche, then pull.
+
+    `metas`, when a caller already fetched them (and so checked the token), saves two requests.
+    """
     token = settings.require_token()
     lock = FileLock(f"{settings.db_path}.lock", timeout=0)
     try:
@@ -349,7 +353,7 @@ def sync_settings(settings: Settings, demarches: dict[str, int], *, full: bool =
         with DSClient(settings.api_url, token, timeout=settings.timeout_seconds,
                       requests_per_minute=settings.requests_per_minute,
                       max_connections=settings.concurrency * 2) as client:
-            metas = fetch_metas(client, demarches)
+            metas = metas if metas is not None else fetch_metas(client, demarches)
             db = store.open_db(settings.db_path)
             try:
                 return run(db, client, demarches, full=full, concurrency=settings.concurrency,

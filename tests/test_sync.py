@@ -145,15 +145,16 @@ def test_with_the_server_down_the_sync_fails_fast_and_leaves_the_database_unchan
     assert hashlib.sha256(db_path.read_bytes()).hexdigest() == before
 
 
+@pytest.mark.parametrize("files", [[], ["--files"]], ids=["sync", "sync --files"])
 @pytest.mark.parametrize(("spec", "expected"), [
     (TokenSpec(expired=True), "expiré"),
     (TokenSpec(forbidden_network=True), "réseau"),
     (TokenSpec(scope={1}), "n'a pas accès à la démarche"),
 ])
 def test_a_refused_token_names_the_cause_and_writes_nothing(
-        dataset: Dataset, tmp_path: Path, spec: TokenSpec, expected: str) -> None:
+        dataset: Dataset, tmp_path: Path, spec: TokenSpec, expected: str, files: list[str]) -> None:
     with FakeDS(dataset, tokens={TOKEN: spec}) as server:
-        result = CliRunner().invoke(app, ["sync"], env=env_for(server, tmp_path / "a.db", dataset.numbers))
+        result = CliRunner().invoke(app, ["sync", *files], env=env_for(server, tmp_path / "a.db", dataset.numbers))
     assert result.exit_code == AuthError.exit_code
     assert expected in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "a.db").exists()
