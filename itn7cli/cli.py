@@ -411,5 +411,129 @@ def export_command(
     typer.echo(str(result.path))
 
 
+# ---------------------------------------------------------------- annotate, instructeurs
+
+ApplyOption = Annotated[bool, typer.Option(
+    "--apply", help="Écrire vraiment dans Démarche Numérique ; sans cette option, rien n'est écrit.")]
+
+
+def render_annotate_plan(planned: list[Any]) -> None:
+    """Per dossier: the verdict that would be written, the annotation now, and whether it changes."""
+    from rich.markup import escape
+
+    table = Table(title="Annotation « Contrôle d'éligibilité automatique » : simulation, rien n'est écrit")
+    for name in ("Démarche", "N°", "À écrire", "Annotation actuelle", "Change"):
+        table.add_column(name, overflow="fold")
+    for p in planned:
+        change = (f"[red]impossible[/] : {escape(p.problem)}" if p.problem else
+                  "[yellow]oui[/]" if p.changed else "[dim]non[/]")
+        table.add_row(p.demarche, str(p.number), escape(p.verdict), escape(p.current or "") or "[dim]vide[/]",
+                      change)
+    out.print(table)
+
+
+def report_annotate_plan(database: Any, cfg: config_mod.Settings, planned: list[Any]) -> None:
+    """The counts of a dry run, and what would stop --apply, on stderr."""
+    from . import annotate as annotate_mod
+
+    changes = sum(1 for p in planned if p.changed and not p.problem)
+    problems = sum(1 for p in planned if p.problem)
+    err.print(f"Simulation : {changes} annotation(s) à écrire, {len(planned) - changes - problems} déjà à jour, "
+              f"{problems} impossible(s). Rien n'a été écrit : ajoutez [bold]--apply[/] pour écrire.")
+    if not cfg.instructeur_id:
+        err.print("[yellow]ITN7_INSTRUCTEUR_ID n'est pas renseigné[/] : il faut pour --apply "
+                  "(voir [bold]itn7 instructeurs[/]).")
+        return
+    try:
+        outside = annotate_mod.groupes_without(database, annotate_mod.resolve_instructeur(
+            database, cfg.instructeur_id), planned)
+    except config_mod.ConfigError as exc:
+        err.print(f"[yellow]Attention :[/] {exc}", soft_wrap=True)
+        return
+    if outside:
+        err.print(f"[yellow]Attention :[/] {outside} dossier(s) à écrire sont dans un groupe dont l'instructeur "
+                  "configuré n'est pas membre (dernière synchronisation) : Démarche Numérique les refusera.")
+
+
+@app.command("annotate")
+@friendly
+def annotate_command(
+    session: Annotated[int | None, typer.Option("--session", "-s", help="Seulement cette session (1, 2, 3).")] = None,
+    demarche: DemarcheOption = None,
+    apply_: ApplyOption = False,
+    quiet: QuietOption = False,
+    db: DbOption = None,
+) -> None:
+    """Reporte le verdict du contrôle dans l'annotation privée « Contrôle d'éligibilité automatique ».
+
+    Sans [bold]--apply[/], rien n'est écrit : la commande montre, par dossier, le texte qui serait écrit
+    (statut, date du contrôle, motifs) et s'il change l'annotation. Avec [bold]--apply[/], seules les
+    annotations différentes sont écrites (la date seule ne compte pas), au nom de l'instructeur
+    ITN7_INSTRUCTEUR_ID (voir [bold]itn7 instructeurs[/]). L'état des dossiers ne change jamais et aucun
+    message n'est envoyé aux demandeurs.
+
+    Exemples : [bold]itn7 annotate[/] · [bold]itn7 annotate --session 2[/] · [bold]itn7 annotate --apply[/]
+    """
+    from collections import Counter
+
+    from rich.markup import escape
+
+    from . import annotate as annotate_mod
+    from . import check as check_mod
+    from . import store
+
+    cfg = settings(db)
+    database = store.open_db(cfg.db_path, must_exist=True)
+    rechecked = check_mod.run(database, cfg).checked  # verdicts of the last sync, not of an older one
+    if rechecked and not quiet:
+        err.print(f"{rechecked} dossier(s) contrôlé(s) avant l'annotation.")
+    planned = annotate_mod.plan(database, cfg, session=session, demarche=check_demarche_key(demarche))
+    if not apply_:
+        render_annotate_plan(planned)
+        if not quiet:
+            report_annotate_plan(database, cfg, planned)
+        return
+    counts: Counter[str] = Counter()
+    for outcome in annotate_mod.apply_settings(database, cfg, planned):
+        counts[outcome.result] += 1
+        if outcome.result == "ecrit":
+            out.print(f"n° {outcome.planned.number} : écrit « {escape(outcome.message)} »")
+        else:
+            err.print(f"[red]n° {outcome.planned.number} : {escape(outcome.message)}[/]", soft_wrap=True)
+    if not quiet:
+        unchanged = sum(1 for p in planned if not p.changed and not p.problem)
+        err.print(f"{counts['ecrit']} annotation(s) écrite(s), {unchanged} déjà à jour, "
+                  f"{counts['erreur']} en erreur.")
+    if counts["erreur"]:
+        raise typer.Exit(1)
+
+
+@app.command("instructeurs")
+@friendly
+def instructeurs_command(db: DbOption = None) -> None:
+    """Liste les instructeurs de chaque groupe (identifiant, courriel), d'après la dernière synchronisation.
+
+    Pour [bold]itn7 annotate --apply[/], choisissez un instructeur membre des groupes des dossiers à
+    annoter et mettez son identifiant (ou son courriel) dans ITN7_INSTRUCTEUR_ID.
+
+    Exemple : [bold]itn7 instructeurs[/]
+    """
+    from . import annotate as annotate_mod
+    from . import check as check_mod
+    from . import store
+
+    cfg = settings(db)
+    database = store.open_db(cfg.db_path, must_exist=True)
+    check_mod.ensure_synced(database)
+    table = Table(title="Instructeurs par groupe")
+    for name in ("Démarche", "Groupe", "Identifiant", "Courriel"):
+        table.add_column(name, overflow="fold")
+    for row in annotate_mod.instructeurs(database):
+        mark = " [green](ITN7_INSTRUCTEUR_ID)[/]" if row["id"] and row["id"] == cfg.instructeur_id else ""
+        table.add_row(row["demarche"], f"{row['groupe_number']} · {row['groupe']}", (row["id"] or "—") + mark,
+                      row["email"] or "[dim]aucun instructeur[/]")
+    out.print(table)
+
+
 def main() -> None:
     app()
