@@ -241,3 +241,23 @@ def test_a_sync_killed_between_pages_resumes_to_the_same_content(
     server.faults.latency = 0.0
     run_sync(server, db_path, dataset.numbers)
     assert content(db_path) == content(tmp_path / "reference.db")
+
+
+def test_ctrl_c_stops_with_a_french_message_and_the_next_run_resumes(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    run_sync(server, tmp_path / "reference.db", dataset.numbers)
+    db_path = tmp_path / "interrupted.db"
+    server.faults.latency = 0.15
+    process = subprocess.Popen([sys.executable, "-m", "itn7cli", "sync", "--quiet"],
+                               env={**os.environ, **env_for(server, db_path, dataset.numbers)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while pages_committed(db_path) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "Interrompu" in stderr and "Traceback" not in stderr
+    server.faults.latency = 0.0
+    run_sync(server, db_path, dataset.numbers)
+    assert content(db_path) == content(tmp_path / "reference.db")
