@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -19,7 +20,8 @@ class Server:
 @contextmanager
 def fake_server(*args: str) -> Iterator[Server]:
     """`python -m itn7cli.fakeds ARGS` until the block ends; yields its URL, token and démarche numbers."""
-    process = subprocess.Popen([sys.executable, "-m", "itn7cli.fakeds", *args], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "itn7cli.fakeds", *args], stdout=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[1])
     try:
         assert process.stdout is not None
         values: dict[str, str] = {}

@@ -25,24 +25,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def start_server(size: int, dossiers: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """The fake DS in a separate process; returns it with its printed url, token and démarche numbers."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "itn7cli.fakeds", "--files-size", str(size), "--dossiers", str(dossiers),
-         "--labo", "1", "--token", "bench", "--rate-limit", "100000"],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    assert server.stdout is not None
-    info: dict[str, str] = {}
-    while "general" not in info:
-        line = server.stdout.readline()
-        if not line:
-            raise SystemExit("the fake server did not start")
-        for pair in line.split():
-            key, _, value = pair.partition("=")
-            info[key] = value
-    return server, info
+sys.path.insert(0, str(ROOT / "bench"))
+from _fakeserver import fake_server  # noqa: E402
 
 
 def settings(info: dict[str, str], work: Path) -> Any:
@@ -117,8 +101,9 @@ def main() -> None:
         print(json.dumps(figures))
         return
 
-    server, info = start_server(args.size, args.dossiers)
-    try:
+    with fake_server("--files-size", str(args.size), "--dossiers", str(args.dossiers), "--labo", "1",
+                     "--token", "bench", "--rate-limit", "100000") as server:
+        info = {"url": server.url, "token": server.token, "general": str(server.numbers["general"])}
         best: dict[str, dict[str, Any]] = {}
         for _ in range(args.rounds):
             for kind in ("plain", "itn7"):
@@ -128,9 +113,6 @@ def main() -> None:
                       f"= {run['mb_s']:.0f} MiB/s, peak RSS {run['peak_rss_mb']:.0f} MiB", flush=True)
                 if kind not in best or run["mb_s"] > best[kind]["mb_s"]:
                     best[kind] = {**run, "peak_rss_mb": max(run["peak_rss_mb"], best.get(kind, run)["peak_rss_mb"])}
-    finally:
-        server.terminate()
-        server.wait(10)
     ratio = best["itn7"]["mb_s"] / best["plain"]["mb_s"]
     rss = best["itn7"]["peak_rss_mb"]
     print(f"itn7 sync --files: {best['itn7']['mb_s']:.0f} MiB/s, {ratio:.0%} of the plain loop "
