@@ -115,14 +115,13 @@ def export_session(db: sqlite_utils.Database, settings: Settings, session: int, 
     result = ExportResult(output)
     for row in session_rows(db, settings, session, demarche):
         folder = _relative(pieces.get(row.number)) if pieces else None
-        dossiers.add(row, folder)
         table = by_departement.get(row.groupe_departement)
         if table is None:
             if others is None:  # only when a dossier is routed outside PACA's six groupes
                 others = DossierTable(wb.create_sheet(OTHER_DEPARTEMENTS), settings, footer, pieces=pieces is not None)
                 wb.move_sheet(others.ws, 2 + len(DEPARTEMENTS) - wb.index(others.ws))  # after the six
             table = others
-        table.add(row, folder)
+        dossiers.add(row, folder, also=table)
         expenses.add(row)
         findings.add(row)
         summary.add(row)

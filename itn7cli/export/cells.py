@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.properties import PageSetupProperties
@@ -71,58 +73,80 @@ def clean_text(value: Any) -> str:
     return text
 
 
-def text_cell(ws: WriteOnlyWorksheet, value: Any, *, wrap: bool = False) -> WriteOnlyCell:
+# Setting a style attribute on a cell hashes the whole style object (≈ 15 µs): on 700 000 cells that
+# is most of an export. Each combination is therefore built once per workbook and its StyleArray
+# (openpyxl's per-cell list of style indexes) copied into the cells that use it.
+_STYLE_CACHE: WeakKeyDictionary[Any, dict[tuple[Any, ...], StyleArray]] = WeakKeyDictionary()
+
+
+def style_array(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Font | None = None,
+                fill: PatternFill | None = None, number_format: str | None = None,
+                quote_prefix: bool = False) -> StyleArray:
+    """The StyleArray of a cell of `ws`'s workbook with this style.
+
+    Style objects are keyed by identity (hashing them is the cost avoided): pass module constants."""
+    cache = _STYLE_CACHE.get(ws.parent)
+    if cache is None:
+        cache = _STYLE_CACHE[ws.parent] = {}
+    key = (id(alignment), id(font), id(fill), number_format, quote_prefix)
+    array = cache.get(key)
+    if array is None:
+        prototype = WriteOnlyCell(ws)
+        prototype.alignment = alignment
+        prototype.quotePrefix = quote_prefix
+        for name, value in (("font", font), ("fill", fill), ("number_format", number_format)):
+            if value is not None:
+                setattr(prototype, name, value)
+        array = cache[key] = prototype._style
+    return array
+
+
+def _cell(ws: WriteOnlyWorksheet, value: Any, array: StyleArray) -> Cell:
+    return Cell(ws, row=1, column=1, value=value, style_array=StyleArray(array))
+
+
+def text_cell(ws: WriteOnlyWorksheet, value: Any, *, wrap: bool = False, font: Font | None = None,
+              fill: PatternFill | None = None) -> Cell:
     """A string cell, whatever the text looks like: never a formula, an error value or a number."""
     text = clean_text(value)
-    cell = WriteOnlyCell(ws, text)
-    cell.data_type = "s"  # openpyxl turns "=…" into a formula and "#N/A" into an error otherwise
-    if text.startswith(FORMULA_TRIGGERS):
-        cell.quotePrefix = True  # stays text when a user edits the cell (F2, Entrée)
-    cell.alignment = WRAP if wrap else TOP
+    # quotePrefix: the text stays text when a user edits the cell (F2, Entrée).
+    array = style_array(ws, alignment=WRAP if wrap else TOP, font=font, fill=fill,
+                        quote_prefix=text.startswith(FORMULA_TRIGGERS))
+    cell = _cell(ws, None, array)
+    cell._value = text
+    cell.data_type = "s"  # set directly: openpyxl would make "=…" a formula and "#N/A" an error value
     return cell
 
 
-def number_cell(ws: WriteOnlyWorksheet, value: float | int | None, number_format: str,
-                **style: Any) -> WriteOnlyCell | None:
+def number_cell(ws: WriteOnlyWorksheet, value: float | int | None, number_format: str) -> Cell | None:
     """A typed number with its display format; None (an empty cell) when there is no value."""
     if value is None:
         return None
-    cell = WriteOnlyCell(ws, value)
-    cell.number_format = number_format
-    cell.alignment = TOP
-    for name, attribute in style.items():
-        setattr(cell, name, attribute)
-    return cell
+    return _cell(ws, value, style_array(ws, number_format=number_format))
 
 
 def date_cell(ws: WriteOnlyWorksheet, value: datetime | date | None,
-              number_format: str = DATETIME_FORMAT) -> WriteOnlyCell | None:
+              number_format: str = DATETIME_FORMAT) -> Cell | None:
     """A real Excel date; the value must already be naive local (Paris) time."""
     if value is None:
         return None
-    cell = WriteOnlyCell(ws, value)
-    cell.number_format = number_format
-    cell.alignment = TOP
-    return cell
+    return _cell(ws, value, style_array(ws, number_format=number_format))
 
 
-def link_cell(ws: WriteOnlyWorksheet, label: str, target: str, *, tooltip: str | None = None) -> WriteOnlyCell:
+def link_cell(ws: WriteOnlyWorksheet, label: str, target: str, *, tooltip: str | None = None) -> Cell:
     """A hyperlink written as a link (a relationship), never as a HYPERLINK formula."""
-    cell = text_cell(ws, label)
+    cell = text_cell(ws, label, font=LINK_FONT)
     cell.hyperlink = target
     if tooltip and cell.hyperlink is not None:
         cell.hyperlink.tooltip = tooltip
-    cell.font = LINK_FONT
     return cell
 
 
-def status_cell(ws: WriteOnlyWorksheet, status: str | None, label: str) -> WriteOnlyCell:
+def status_cell(ws: WriteOnlyWorksheet, status: str | None, label: str) -> Cell:
     """The eligibility status with its colour (none for None)."""
-    cell = text_cell(ws, label)
-    if status is not None:
-        cell.fill = STATUS_FILLS[status]
-        cell.font = STATUS_FONTS[status]
-    return cell
+    if status is None:
+        return text_cell(ws, label)
+    return text_cell(ws, label, fill=STATUS_FILLS[status], font=STATUS_FONTS[status])
 
 
 def styled(ws: WriteOnlyWorksheet, value: Any, *, font: Font | None = None, number_format: str | None = None,
@@ -144,11 +168,13 @@ def styled(ws: WriteOnlyWorksheet, value: Any, *, font: Font | None = None, numb
 
 @dataclass(frozen=True)
 class Column:
-    """A column of a table sheet: its header, its width in characters, whether its texts wrap."""
+    """A column of a table sheet: its header, its width in characters, whether its texts wrap, and
+    whether its values repeat from row to row (a few distinct values: démarche, état, groupe…)."""
 
     header: str
     width: float
     wrap: bool = False
+    repeat: bool = False
 
 
 def lines_needed(text: str, width: float) -> int:

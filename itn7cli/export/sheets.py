@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
+from openpyxl.cell import Cell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.properties import PageSetupProperties
 
@@ -65,28 +67,20 @@ def _motifs(row: Row) -> str:
 
 
 DOSSIER_COLUMNS = (
-    Column("Démarche", 11), Column("N° dossier", 10), Column("État DS", 12, True), Column("Date de dépôt", 15),
-    Column("Porteur", 24, True), Column("SIRET", 15), Column("Type de collectivité", 11, True),
-    Column("Département", 12), Column("Groupe instructeur", 16, True), Column("Intitulé du projet", 32, True),
-    Column("Thématique", 22, True), Column("Coût total HT", 13), Column("Subvention sollicitée", 13),
-    Column("Montant plafonné", 13), Column("Statut d'éligibilité", 11), Column("Motifs", 55, True),
-    Column("ZRR (part des communes)", 11), Column("Taille", 9), Column("Score de priorité (sur 9)", 9),
-    Column("Avis du référent", 11, True), Column("Montant proposé", 13),
+    Column("Démarche", 11, repeat=True), Column("N° dossier", 10), Column("État DS", 12, wrap=True, repeat=True),
+    Column("Date de dépôt", 15), Column("Porteur", 24, wrap=True), Column("SIRET", 15),
+    Column("Type de collectivité", 11, wrap=True, repeat=True), Column("Département", 12, repeat=True),
+    Column("Groupe instructeur", 16, wrap=True, repeat=True), Column("Intitulé du projet", 32, wrap=True),
+    Column("Thématique", 22, wrap=True, repeat=True), Column("Coût total HT", 13),
+    Column("Subvention sollicitée", 13), Column("Montant plafonné", 13), Column("Statut d'éligibilité", 11),
+    Column("Motifs", 55, wrap=True), Column("ZRR (part des communes)", 11), Column("Taille", 9, repeat=True),
+    Column("Score de priorité (sur 9)", 9), Column("Avis du référent", 11, wrap=True, repeat=True),
+    Column("Montant proposé", 13),
 )
 PIECES_COLUMN = Column("Pièces", 10)
 
 
-def _texts(ws: WriteOnlyWorksheet, columns: Sequence[Column], values: Sequence[Any]) -> tuple[list[Any], float | None]:
-    """Cells for a row whose str values are dossier texts (cells given as such are kept), and its height."""
-    cells, wrapped = [], []
-    for column, value in zip(columns, values, strict=True):
-        if isinstance(value, str):
-            cells.append(text_cell(ws, value, wrap=column.wrap))
-            if column.wrap:
-                wrapped.append((value, column.width))
-        else:
-            cells.append(value)
-    return cells, row_height(wrapped)
+REPEATED_CELLS = 2_000  # per sheet: few distinct values in the columns marked `repeat`, but never unbounded
 
 
 class Table:
@@ -97,10 +91,43 @@ class Table:
         self.ws = ws
         self.columns = columns
         self.rows = 0
+        # Cells of the columns whose values repeat (démarche, état, statut…) are made once and written
+        # many times: a cell holds no row of its own until written.
+        self._repeated: dict[tuple[Any, ...], Cell] = {}
         set_up_table(ws, columns, freeze="C2", footer=footer, paper=paper)
 
+    def cells(self, values: Sequence[Any]) -> tuple[list[Any], float | None]:
+        """Cells for a row whose str values are dossier texts (cells given as such are kept), and its height."""
+        cells, wrapped = [], []
+        for index, (column, value) in enumerate(zip(self.columns, values, strict=True)):
+            if not isinstance(value, str):
+                cells.append(value)
+            elif not value:
+                cells.append(None)  # nothing to write
+            elif column.repeat:
+                cells.append(self._shared((index, value), partial(text_cell, self.ws, value, wrap=column.wrap)))
+            else:
+                cells.append(text_cell(self.ws, value, wrap=column.wrap))
+            if column.wrap and value:
+                wrapped.append((value, column.width))
+        return cells, row_height(wrapped)
+
+    def status(self, status: str | None, label: str) -> Cell:
+        """A coloured status cell, shared by every row with that status."""
+        return self._shared(("status", status, label), partial(status_cell, self.ws, status, label))
+
+    def _shared(self, key: tuple[Any, ...], make: Callable[[], Cell]) -> Cell:
+        cell = self._repeated.get(key)
+        if cell is None:
+            cell = make()
+            if len(self._repeated) < REPEATED_CELLS:
+                self._repeated[key] = cell
+        return cell
+
     def append(self, values: Sequence[Any]) -> None:
-        cells, height = _texts(self.ws, self.columns, values)
+        self.write(*self.cells(values))
+
+    def write(self, cells: Sequence[Any], height: float | None) -> None:
         append_row(self.ws, self.rows + 2, cells, height)
         self.rows += 1
 
@@ -115,30 +142,44 @@ class DossierTable(Table):
         super().__init__(ws, DOSSIER_COLUMNS + ((PIECES_COLUMN,) if pieces else ()), footer, paper=PAPERSIZE_A3)
         self.settings = settings
 
-    def add(self, row: Row, pieces: PurePosixPath | None = None) -> None:
+    def add(self, row: Row, pieces: PurePosixPath | None = None, *, also: DossierTable | None = None) -> None:
+        """Writes the dossier's row here and, when given, in `also` (its département's sheet).
+
+        The cells are built once for both sheets (building them is a third of an export); only the
+        links are rebuilt, since openpyxl files a hyperlink under the sheet its cell was made for."""
         ws = self.ws
         state = STATE_LABELS.get(row.state, row.state) + (" (archivé)" if row.archived else "")
+        links = self._links(row, pieces)
         values: list[Any] = [
-            DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key),
-            link_cell(ws, str(row.number), dossier_url(self.settings, row.demarche_number, row.number),
-                      tooltip="Ouvrir le dossier dans Démarche Numérique"),
+            DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), links[0],
             state, date_cell(ws, row.date_depot), row.porteur, row.siret, row.type_collectivite, row.departement,
             row.groupe, row.intitule, row.thematique, number_cell(ws, row.cout_total, AMOUNT_FORMAT),
             number_cell(ws, row.subvention, AMOUNT_FORMAT), number_cell(ws, row.plafonne, AMOUNT_FORMAT),
-            status_cell(ws, row.status, STATUSES[row.status]), _motifs(row),
+            self.status(row.status, STATUSES[row.status]), _motifs(row),
             number_cell(ws, row.zrr, PERCENT_FORMAT), row.taille, number_cell(ws, row.score, SCORE_FORMAT),
-            row.avis, number_cell(ws, row.montant_propose, AMOUNT_FORMAT),
+            row.avis, number_cell(ws, row.montant_propose, AMOUNT_FORMAT), *links[1:],
         ]
+        cells, height = self.cells(values)
+        self.write(cells, height)
+        if also is not None:
+            links = also._links(row, pieces)  # the other cells are shared: same workbook, same styles
+            also.write([cells[0], links[0], *cells[2:len(DOSSIER_COLUMNS)], *links[1:]], height)
+
+    def _links(self, row: Row, pieces: PurePosixPath | None) -> list[Cell | None]:
+        """The dossier's link to DS, and the link to its attachments when the sheet has that column."""
+        links: list[Cell | None] = [link_cell(self.ws, str(row.number),
+                                              dossier_url(self.settings, row.demarche_number, row.number),
+                                              tooltip="Ouvrir le dossier dans Démarche Numérique")]
         if len(self.columns) > len(DOSSIER_COLUMNS):
-            values.append(link_cell(ws, "Ouvrir", f"{pieces}/", tooltip="Dossier des pièces jointes")
-                          if pieces is not None else None)
-        self.append(values)
+            links.append(link_cell(self.ws, "Ouvrir", f"{pieces}/", tooltip="Dossier des pièces jointes")
+                         if pieces is not None else None)
+        return links
 
 
 EXPENSE_COLUMNS = (
-    Column("Démarche", 11), Column("N° dossier", 10), Column("Porteur", 26, True), Column("Groupe", 8),
-    Column("Ligne", 6), Column("Nature de la dépense", 30, True), Column("Description", 50, True),
-    Column("Montant HT", 13), Column("Nature éligible", 9),
+    Column("Démarche", 11, repeat=True), Column("N° dossier", 10), Column("Porteur", 26, wrap=True),
+    Column("Groupe", 8, repeat=True), Column("Ligne", 6), Column("Nature de la dépense", 30, wrap=True, repeat=True),
+    Column("Description", 50, wrap=True), Column("Montant HT", 13), Column("Nature éligible", 9),
 )
 
 
@@ -155,13 +196,14 @@ class ExpenseTable(Table):
                 DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), number_cell(ws, row.number, "0"),
                 row.porteur, row.groupe_departement, number_cell(ws, position, "0"), expense.nature,
                 expense.description, number_cell(ws, expense.amount, AMOUNT_FORMAT),
-                status_cell(ws, None if expense.eligible else "ineligible", "oui" if expense.eligible else "non"),
+                self.status(None if expense.eligible else "ineligible", "oui" if expense.eligible else "non"),
             ])
 
 
 FINDING_COLUMNS = (
-    Column("Démarche", 11), Column("N° dossier", 10), Column("Porteur", 26, True), Column("Groupe", 8),
-    Column("Règle", 20), Column("Statut", 11), Column("Message", 80, True),
+    Column("Démarche", 11, repeat=True), Column("N° dossier", 10), Column("Porteur", 26, wrap=True),
+    Column("Groupe", 8, repeat=True), Column("Règle", 20, repeat=True), Column("Statut", 11),
+    Column("Message", 80, wrap=True),
 )
 
 
@@ -177,7 +219,7 @@ class FindingTable(Table):
             self.append([
                 DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), number_cell(ws, row.number, "0"),
                 row.porteur, row.groupe_departement, RULE_LABELS.get(rule, rule),
-                status_cell(ws, status, FINDING_LABELS[status]), message,
+                self.status(status, FINDING_LABELS[status]), message,
             ])
 
 
