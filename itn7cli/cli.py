@@ -382,15 +382,18 @@ def export_command(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Classeur à écrire.", show_default="itn7-comite-session-N-AAAA-MM-JJ.xlsx")] = None,
     demarche: DemarcheOption = None,
+    files: Annotated[bool, typer.Option("--files", help="Rassembler aussi les pièces jointes de la session à côté "
+                                        "du classeur (colonne « Pièces »), depuis « itn7 sync --files ».")] = False,
     quiet: QuietOption = False,
     db: DbOption = None,
 ) -> None:
     """Écrit le classeur Excel du comité d'une session, depuis la base locale (sans réseau).
 
-    Feuilles : Synthèse, Dossiers, une feuille par département, Dépenses, Contrôles. Si les
-    contrôles enregistrés sont absents ou antérieurs à la dernière synchronisation, ils sont relancés.
+    Feuilles : Synthèse, Dossiers, une feuille par département, Dépenses, Contrôles. Des contrôles
+    absents ou antérieurs à la dernière synchronisation sont d'abord relancés.
 
-    Exemples : [bold]itn7 export --session 2[/] · [bold]itn7 export -s 3 -o comite-s3.xlsx --demarche labo[/]
+    Exemples : [bold]itn7 export --session 2[/] · [bold]itn7 export -s 3 -o comite-s3.xlsx --demarche labo[/] ·
+    [bold]itn7 export -s 2 --files[/]
     """
     from . import export as export_mod
     from . import store
@@ -402,8 +405,11 @@ def export_command(
     rechecked = export_mod.refresh_checks(database, cfg)
     if rechecked and not quiet:
         err.print(rechecked)
-    result = export_mod.export_session(database, cfg, session, output or export_mod.default_path(session, key),
-                                       demarche=key)
+    path = output or export_mod.default_path(session, key)
+    pieces = export_mod.gather_pieces(database, cfg, session, path, key) if files else None
+    result = export_mod.export_session(database, cfg, session, path, demarche=key, pieces=pieces)
+    if pieces is not None and not quiet:
+        err.print(f"Pièces jointes de {len(pieces)} dossier(s) rassemblées dans {export_mod.pieces_folder(path)}.")
     if not quiet:
         counts = " · ".join(f"{label} {result.by_status.get(status, 0)}" for status, label in
                             (("eligible", "éligibles"), ("a_verifier", "à vérifier"), ("ineligible", "inéligibles")))

@@ -27,7 +27,7 @@ from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
 from itn7cli.fakeds.dataset import paris
 from itn7cli.rules import session_for
 
-from .syncutil import TOKEN, run_sync
+from .syncutil import TOKEN, env_for, run_sync
 
 SESSION = 2
 INJECTIONS = {
@@ -401,3 +401,22 @@ def test_export_of_one_demarche_keeps_only_its_dossiers(built: Built, tmp_path: 
 def test_quiet_export_prints_only_the_path(built: Built, tmp_path: Path) -> None:
     result = _invoke("-s", "1", "-q", "--db", str(_copy(built, tmp_path)), "-o", str(tmp_path / "q.xlsx"))
     assert (result.exit_code, result.stdout, result.stderr) == (0, f"{tmp_path / 'q.xlsx'}\n", "")
+
+
+def test_export_with_files_gathers_the_attachments_and_links_each_dossier_to_its_folder(tmp_path: Path) -> None:
+    dataset = Dataset.generate(seed=5, counts={"general": 12, "labo": 3})
+    db_path = tmp_path / "itn7.db"
+    with FakeDS(dataset, tokens={TOKEN: TokenSpec()}) as server:
+        env = {**env_for(server, db_path, dataset.numbers), "ITN7_FILES": str(tmp_path / "fichiers")}
+        synced = CliRunner().invoke(app, ["sync", "--files", "-q"], env=env)
+        assert synced.exit_code == 0, synced.stderr
+    output = tmp_path / "comite.xlsx"
+    result = CliRunner().invoke(app, ["export", "-s", "2", "--files", "-o", str(output)], env=env)
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(openpyxl.load_workbook(output)["Dossiers"])
+    targets = [r["Pièces"].hyperlink.target for r in rows if r["Pièces"].value]
+    assert rows and len(targets) == len(rows)
+    for target in targets:
+        assert target.startswith("comite-pieces/") and not Path(target).is_absolute()
+        assert any((tmp_path / target).iterdir())
+    assert "Pièces jointes de" in result.stderr

@@ -35,7 +35,8 @@ from .sheets import (
     write_synthese,
 )
 
-__all__ = ["ExportResult", "default_path", "export_session", "refresh_checks", "session_closing"]
+__all__ = ["ExportResult", "default_path", "export_session", "gather_pieces", "pieces_folder", "refresh_checks",
+           "session_closing"]
 
 
 @dataclass
@@ -52,6 +53,22 @@ def default_path(session: int, demarche: str | None = None, today: datetime | No
     day = (today or datetime.now(PARIS)).strftime("%Y-%m-%d")
     scope = f"-{demarche}" if demarche else ""
     return Path(f"itn7-comite-session-{session}{scope}-{day}.xlsx")
+
+
+def pieces_folder(output: Path) -> Path:
+    """Where `--files` gathers the attachments: beside the workbook, named after it."""
+    return output.with_name(f"{output.stem}-pieces")
+
+
+def gather_pieces(db: sqlite_utils.Database, settings: Settings, session: int, output: Path,
+                  demarche: str | None = None) -> dict[int, PurePath]:
+    """Gathers the session's verified attachments beside the workbook; returns each dossier's folder
+    relative to the workbook's folder, for the « Pièces » links."""
+    from .. import files
+
+    folder = pieces_folder(output)
+    gathered = files.gather_session(db, settings, session, folder, demarche)
+    return {number: PurePath(folder.name, relative) for number, relative in gathered.items()}
 
 
 def ensure_synced(db: sqlite_utils.Database) -> None:

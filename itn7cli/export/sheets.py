@@ -67,8 +67,8 @@ def _motifs(row: Row) -> str:
 
 
 DOSSIER_COLUMNS = (
-    Column("Démarche", 11, repeat=True), Column("N° dossier", 10), Column("État DS", 12, wrap=True, repeat=True),
-    Column("Date de dépôt", 15), Column("Porteur", 24, wrap=True), Column("SIRET", 15),
+    Column("Démarche", 11, repeat=True), Column("N° dossier", 10), Column("État DS", 15, wrap=True, repeat=True),
+    Column("Date de dépôt", 16), Column("Porteur", 24, wrap=True), Column("SIRET", 15),
     Column("Type de collectivité", 11, wrap=True, repeat=True), Column("Département", 12, repeat=True),
     Column("Groupe instructeur", 16, wrap=True, repeat=True), Column("Intitulé du projet", 32, wrap=True),
     Column("Thématique", 22, wrap=True, repeat=True), Column("Coût total HT", 13),
