@@ -323,14 +323,15 @@ def demo(
     """Montre tout le travail sans jeton ni réseau, sur des données de démonstration.
 
     Un faux serveur Démarche Numérique démarre sur cette machine (127.0.0.1) avec quelques
-    centaines de dossiers réalistes ; la vraie synchronisation, les contrôles et l'export
-    tournent contre lui. Rien ne sort de la machine.
+    centaines de dossiers réalistes ; la vraie synchronisation tourne contre lui, puis les
+    contrôles et les classeurs des trois sessions. Rien ne sort de la machine.
 
     Exemple : [bold]itn7 demo[/]
     """
     import secrets
 
     from . import check as check_mod
+    from . import export as export_mod
     from . import refdata, store
     from .fakeds import Dataset, FakeDS, TokenSpec
     from .fakeds.demo import write_refdata_csv
@@ -352,9 +353,16 @@ def demo(
     summary = check_mod.run(database, cfg)
     if not quiet:
         render_check_summary(summary)
+    # Links in the workbooks point at the real service, not at the fake server that is now stopped.
+    workbook_settings = config_mod.Settings(db_path=db_path)
+    for session in range(1, len(cfg.sessions) + 1):
+        result = export_mod.export_session(database, workbook_settings, session,
+                                           folder / export_mod.default_path(session).name)
+        out.print(f"Classeur du comité, session {session} : [bold]{result.path}[/]")
     out.print(f"\n[bold green]Démonstration prête[/] : base [bold]{db_path}[/].")
     out.print("À essayer ensuite (le faux serveur est arrêté : [bold]itn7 sync[/] demande un vrai jeton) :")
     for line in (f"ITN7_DB={db_path} itn7 check --session 2 --status ineligible",
+                 f"ITN7_DB={db_path} itn7 export --session 1 --demarche labo",
                  f"ITN7_DB={db_path} itn7 check --format json > controles.json",
                  f"ITN7_DB={db_path} itn7 champs",
                  f"sqlite3 {db_path} 'SELECT * FROM v_dossiers LIMIT 5'"):

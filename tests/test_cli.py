@@ -49,3 +49,6 @@ def test_demo_syncs_and_checks_the_embedded_data_without_token_or_network(tmp_pa
     assert db.execute("SELECT count(*) FROM ref_communes").fetchone()[0] > 0
     assert "Démonstration prête" in result.stdout
     assert "300 nouveau(x)" in result.stderr
+    workbooks = sorted(p.name for p in (tmp_path / "demo").glob("itn7-comite-session-*.xlsx"))
+    assert [name[:len("itn7-comite-session-1")] for name in workbooks] == [
+        "itn7-comite-session-1", "itn7-comite-session-2", "itn7-comite-session-3"]
