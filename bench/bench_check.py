@@ -21,18 +21,10 @@ from pathlib import Path
 
 def build(path: Path, count: int) -> None:
     """Syncs a fake DS dataset into a new database through the real client, as `itn7 sync` would."""
-    from itn7cli import config, sync
-    from itn7cli.fakeds import FakeDS
-    from itn7cli.fakeds.dataset import Dataset
-    from itn7cli.fakeds.server import TokenSpec
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import build_synced_db
 
-    labo = count // 10
-    dataset = Dataset.generate(seed=7, counts={"general": count - labo, "labo": labo})
-    numbers = {"general": 84211, "labo": 84212}
-    with FakeDS(dataset, tokens={"bench": TokenSpec()}, rate_limit=1_000_000) as server:
-        settings = config.Settings(token=config.Secret("bench"), api_url=server.url, demarches=dict(numbers),
-                                   db_path=path, requests_per_minute=1_000_000)
-        sync.sync_settings(settings, dict(numbers))
+    build_synced_db(path, count)
 
 
 def run(path: Path) -> None:

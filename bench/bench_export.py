@@ -22,15 +22,12 @@ from pathlib import Path
 
 def build(path: Path, count: int) -> None:
     """Syncs a fake DS dataset into a new database as `itn7 sync` would, checks it, puts all in session 1."""
-    from itn7cli import check, config, store, sync
-    from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import build_synced_db
 
-    labo = count // 10
-    dataset = Dataset.generate(seed=7, counts={"general": count - labo, "labo": labo})
-    with FakeDS(dataset, tokens={"bench": TokenSpec()}, rate_limit=1_000_000) as server:
-        settings = config.Settings(token=config.Secret("bench"), api_url=server.url, demarches=dict(dataset.numbers),
-                                   db_path=path, requests_per_minute=1_000_000)
-        sync.sync_settings(settings, dict(dataset.numbers))
+    from itn7cli import check, config, store
+
+    build_synced_db(path, count)
     db = store.open_db(path)
     check.run(db, config.Settings())
     with db.atomic():

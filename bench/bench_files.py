@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from _fakeserver import fake_server  # noqa: E402
+from _common import fake_server  # noqa: E402
 
 
 def settings(info: dict[str, str], work: Path) -> Any:

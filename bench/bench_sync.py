@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fakeserver import Server, fake_server
+from _common import Server, fake_server
 
 from itn7cli import queries
 from itn7cli.sync import EPOCH, STATES

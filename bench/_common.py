@@ -1,4 +1,4 @@
-"""Starts the fake DS server in its own process for benchmarks, so its CPU is not the client's."""
+"""What the benchmarks share: the fake DS server in its own process, a synced database of N dossiers."""
 
 from __future__ import annotations
 
@@ -36,3 +36,16 @@ def fake_server(*args: str) -> Iterator[Server]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def build_synced_db(path: Path, count: int, seed: int = 7) -> None:
+    """Syncs a fake dataset of `count` dossiers (a tenth of them labo) into a new database, as `itn7 sync` would."""
+    from itn7cli import config, sync
+    from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+
+    labo = count // 10
+    dataset = Dataset.generate(seed=seed, counts={"general": count - labo, "labo": labo})
+    with FakeDS(dataset, tokens={"bench": TokenSpec()}, rate_limit=1_000_000) as server:
+        settings = config.Settings(token=config.Secret("bench"), api_url=server.url, demarches=dict(dataset.numbers),
+                                   db_path=path, requests_per_minute=1_000_000)
+        sync.sync_settings(settings, dict(dataset.numbers))
