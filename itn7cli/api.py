@@ -173,7 +173,9 @@ class DSClient:
             if status >= 400:
                 raise ApiError(f"L'API a répondu {status} sans contenu lisible.") from None
             raise TransientError(f"{status} non-JSON") from None
-        errors = payload.get("errors") or [] if isinstance(payload, dict) else []
+        if not isinstance(payload, dict):
+            raise TransientError(f"{status} réponse inattendue")
+        errors = payload.get("errors") or []
         messages = "; ".join(str(e.get("message", "")) for e in errors if isinstance(e, dict))
         if status >= 400:
             raise _auth_error(status, messages) or ApiError(f"L'API a refusé la requête ({status}) : {messages}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -14,7 +15,7 @@ from rich.table import Table
 from . import config as config_mod
 from . import sync as sync_mod
 from .console import err, out
-from .errors import Itn7Error
+from .errors import Itn7Error, StoreError
 from .files import STATUSES, FilesSummary
 
 app = typer.Typer(
@@ -62,6 +63,14 @@ def friendly(func: F) -> F:
         except KeyboardInterrupt:
             err.print("[yellow]Interrompu.[/] La base reste cohérente : relancez la commande pour reprendre.")
             raise typer.Exit(130) from None
+        except sqlite3.Error as exc:  # a locked, full or damaged database: say so, the data is safe
+            err.print(f"[bold red]Erreur :[/] base de données inutilisable ({exc}).", soft_wrap=True)
+            raise typer.Exit(StoreError.exit_code) from None
+        except OSError as exc:  # disk full, permission denied, missing folder
+            where = f" : {exc.filename}" if exc.filename else ""
+            err.print(f"[bold red]Erreur :[/] accès au fichier impossible ({exc.strerror or exc}){where}.",
+                      soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

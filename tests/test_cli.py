@@ -52,3 +52,12 @@ def test_demo_syncs_and_checks_the_embedded_data_without_token_or_network(tmp_pa
     workbooks = sorted(p.name for p in (tmp_path / "demo").glob("itn7-comite-session-*.xlsx"))
     assert [name[:len("itn7-comite-session-1")] for name in workbooks] == [
         "itn7-comite-session-1", "itn7-comite-session-2", "itn7-comite-session-3"]
+
+
+def test_a_folder_that_cannot_be_created_gives_one_french_line_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "fichier"
+    blocker.write_text("pas un dossier")
+    result = CliRunner().invoke(app, ["demo", "--dossier", str(blocker / "demo")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Erreur : accès au fichier impossible")
+    assert str(blocker) in result.stderr and "Traceback" not in result.stderr
