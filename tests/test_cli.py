@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from itn7cli import store
 from itn7cli.cli import app
+from itn7cli.rules.engine import RULE_IDS
 
 
 def command_paths() -> list[list[str]]:
@@ -49,6 +50,11 @@ def test_demo_syncs_and_checks_the_embedded_data_without_token_or_network(tmp_pa
     assert db.execute("SELECT count(*) FROM ref_communes").fetchone()[0] > 0
     assert "Démonstration prête" in result.stdout
     assert "300 nouveau(x)" in result.stderr
+    # Plausible verdicts: most dossiers eligible, and every rule of RULES.md fires at least once.
+    statuses = dict(db.execute("SELECT status, count(*) FROM checks GROUP BY status").fetchall())
+    assert statuses["eligible"] > live / 2
+    fired = {r[0] for r in db.execute("SELECT DISTINCT rule FROM check_findings WHERE status != 'eligible'")}
+    assert fired == set(RULE_IDS)
     workbooks = sorted(p.name for p in (tmp_path / "demo").glob("itn7-comite-session-*.xlsx"))
     assert [name[:len("itn7-comite-session-1")] for name in workbooks] == [
         "itn7-comite-session-1", "itn7-comite-session-2", "itn7-comite-session-3"]

@@ -316,6 +316,15 @@ def test_an_interactive_voice_server_cited_by_the_call_is_not_equipment() -> Non
     assert check(texts(dossier(), "Améliorer les parcours dans les serveurs vocaux interactifs.")) == []
 
 
+def test_the_telephone_as_a_channel_to_users_is_not_equipment() -> None:
+    assert check(texts(dossier(), "Les demandes arrivent par téléphone et au téléphone du standard.")) == []
+
+
+def test_buying_telephones_is_still_flagged_as_equipment() -> None:
+    raw = texts(dossier(), "Achat de téléphones pour les agents.")
+    assert [f.rule for f in check(raw)] == ["depenses_ineligibles"]
+
+
 # ---------------------------------------------------------------- pieces, partners, labo, limit, end date
 
 
@@ -406,8 +415,8 @@ def test_an_amount_champ_of_an_unexpected_type_is_unreadable() -> None:
     raw = dossier()
     find(raw, "Coût total du projet HT (€)").update(__typename="TextChamp", text="vingt mille")
     assert check(raw) == [Finding("donnees_illisibles", A_VERIFIER, "Le champ « Coût total du projet HT (€) » (rôle "
-                                  "cout_total) est de type TextChamp, un nombre attendu : formulaire modifié ou "
-                                  "correspondance à revoir.")]
+                                  "cout_total) est de type TextChamp alors qu'il faut un nombre : formulaire "
+                                  "modifié ou correspondance à revoir.")]
 
 
 def test_garbage_in_a_repetition_block_never_crashes_the_run() -> None:

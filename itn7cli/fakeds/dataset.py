@@ -30,6 +30,9 @@ HOSTILE_FILENAMES = (
 )
 
 
+FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+                 "octobre", "novembre", "décembre")
+
 def relay_id(kind: str, n: int) -> str:
     """A Relay-style opaque id: base64("<kind>-<n>")."""
     return base64.b64encode(f"{kind}-{n}".encode()).decode()
@@ -502,8 +505,12 @@ class Dataset:
                 )
             depose = depose.replace(microsecond=r.randint(0, 999_999))
         revision = demarche.revisions[-1]
-        if len(demarche.revisions) > 1 and depose < _at(demarche.revisions[-1].created_at) and r.random() < 0.8:
-            revision = demarche.revisions[0]
+        if len(demarche.revisions) > 1:
+            # The revision in force at filing time; most dossiers filed before the second one keep the first.
+            later = demarche.revisions[1:]
+            revision = next((rev for rev in reversed(later) if _at(rev.created_at) <= depose), later[0])
+            if depose < _at(later[0].created_at) and r.random() < 0.8:
+                revision = demarche.revisions[0]
         state = r.choices(STATES, weights=(18, 32, 32, 12, 6))[0]
         groupe_dep = applicant.dep if applicant.dep in dict(GROUPES) else "13"
         groupe = next(g for g in demarche.groupes if g["dep"] == groupe_dep)
@@ -680,6 +687,10 @@ class Dataset:
             v[s("piece_devis")] = [*v[s("piece_devis")], self._new_file(number, hostile, "application/pdf", created)]
         # Drop values the revision has no descriptor for.
         known = revision.all_descriptors()
+        date_fin = known.get(s("date_fin"))
+        if date_fin is not None and date_fin.kind == "Text" and v.get(s("date_fin")):
+            end = date.fromisoformat(v[s("date_fin")])
+            v[s("date_fin")] = f"fin {FRENCH_MONTHS[end.month - 1]} {end.year}"
         return {k: val for k, val in v.items() if k in known}, made
 
     def _row(self, values: dict[int, Any]) -> Row:

@@ -126,7 +126,7 @@ class Descriptor:
         return out
 
 
-def _champs(key: str, *, old: bool = False) -> list[Descriptor]:
+def _champs(key: str, *, old: bool = False, date_as_text: bool = False) -> list[Descriptor]:
     base = 1000 if key == "general" else 2000
 
     def d(role: str, kind: str, label: str, required: bool = False, **kw: Any) -> Descriptor:
@@ -182,7 +182,7 @@ def _champs(key: str, *, old: bool = False) -> list[Descriptor]:
     if not old:
         champs.append(d("inscription", "MultipleDropDownList", "Le projet s'inscrit dans", options=INSCRIPTIONS))
     champs += [
-        d("date_fin", "Date", "Date prévisionnelle de fin du projet", True),
+        d("date_fin", "Text" if date_as_text else "Date", "Date prévisionnelle de fin du projet", True),
         d("section_financement", "HeaderSection", "Plan de financement", level=1),
         d(
             "depenses",
@@ -253,11 +253,16 @@ class Revision:
 
 
 def revisions_for(key: str, first_number: int) -> list[Revision]:
-    """The revisions of a démarche, oldest first: two for "general", one for "labo"."""
+    """The revisions of a démarche, oldest first: four for "general", one for "labo"."""
     if key == "general":
         return [
             Revision(first_number, "2021-02-15T10:12:00+01:00", _champs(key, old=True), _annotations(key)),
             Revision(first_number + 1, "2021-04-20T09:30:00+02:00", _champs(key), _annotations(key)),
+            # For one week an administrator turned the end date into free text, then put it back:
+            # the dossiers filed that week carry a champ the rules cannot read as a date.
+            Revision(first_number + 2, "2021-09-06T10:00:00+02:00", _champs(key, date_as_text=True),
+                     _annotations(key)),
+            Revision(first_number + 3, "2021-09-13T09:00:00+02:00", _champs(key), _annotations(key)),
         ]
     return [Revision(first_number, "2021-02-16T11:00:00+01:00", _champs(key), _annotations(key))]
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .mapping import Dossier
 
 # Bump whenever a rule, a keyword list or the score changes: every stored result becomes stale.
-RULESET_VERSION = "2021.3-1"
+RULESET_VERSION = "2021.3-2"
 
 ELIGIBLE = "eligible"
 A_VERIFIER = "a_verifier"

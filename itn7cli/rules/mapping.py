@@ -168,8 +168,8 @@ class ChampSource:
         return found
 
     def _wrong_type(self, role: str, champ: Mapping[str, Any], expected: str) -> Unreadable:
-        return Unreadable(f"Le champ « {champ.get('label')} » (rôle {role}) est de type {champ.get('__typename')}, "
-                          f"{expected} attendu : formulaire modifié ou correspondance à revoir.")
+        return Unreadable(f"Le champ « {champ.get('label')} » (rôle {role}) est de type {champ.get('__typename')} "
+                          f"alors qu'il faut {expected} : formulaire modifié ou correspondance à revoir.")
 
     def text(self, role: str, *, required: bool = False) -> str:
         """The champ's text ('' when empty or absent); any champ type has a string value."""

@@ -86,8 +86,10 @@ EQUIPMENT = Family(  # E2: achat de matériel informatique
            r"routeurs?", r"bornes? wifi", r"videoprojecteurs?", r"visioconference (?:materiel|salle)",
            r"peripheriques", r"onduleurs?"),
     acronyms=("NAS", "TBI"),
-    # "serveur vocal interactif" is a service the call cites as an example, not a purchase.
-    false_positives=(r"serveurs? vocaux?(?: interactifs?)?", r"serveurs? vocal(?: interactif)?"),
+    # "serveur vocal interactif" is a service the call cites as an example, not a purchase; so is the
+    # telephone as a channel of the relation with users ("par téléphone", "accueil au téléphone").
+    false_positives=(r"serveurs? vocaux?(?: interactifs?)?", r"serveurs? vocal(?: interactif)?",
+                     r"(?:par|au|du) telephone"),
 )
 RECURRING = Family(  # E2 sub-flag: recurring operating costs
     words=(r"abonnements?", r"maintenance annuelle", r"hebergement (?:annuel|mensuel)",
