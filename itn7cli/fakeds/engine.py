@@ -215,16 +215,22 @@ def resolve_demarche(_root: Any, info: Any, number: int) -> Demarche:
     return demarche
 
 
+def _visible_dossier(ctx: Any, number: int) -> Any:
+    """The dossier the token may see, as the real API decides; call with the dataset's lock held."""
+    ds = ctx.dataset
+    d = ds.dossiers.get(number)
+    if d is None or not d.visible:
+        raise api_error("Dossier not found", "not_found")
+    if not ctx.token.covers(ds.numbers[d.key]):
+        raise api_error("An object of type Dossier was hidden due to permissions", "unauthorized")
+    return d
+
+
 def resolve_dossier(_root: Any, info: Any, number: int) -> dict[str, Any]:
     ctx = _ctx(info)
     ds = ctx.dataset
     with ds.lock:
-        d = ds.dossiers.get(number)
-        if d is None or not d.visible:
-            raise api_error("Dossier not found", "not_found")
-        if not ctx.token.covers(ds.numbers[d.key]):
-            raise api_error("An object of type Dossier was hidden due to permissions", "unauthorized")
-        return ds.render(d)
+        return ds.render(_visible_dossier(ctx, number))
 
 
 # ---------------------------------------------------------------- Demarche
@@ -389,11 +395,7 @@ def resolve_modifier_annotations(_root: Any, info: Any, input: dict[str, Any]) -
         return failed(READ_ONLY)
     number = _decode_number(input["dossierId"], "Dossier") or 0
     with ds.lock:
-        d = ds.dossiers.get(number)
-        if d is None or not d.visible:
-            raise api_error("Dossier not found", "not_found")
-        if not ctx.token.covers(ds.numbers[d.key]):
-            raise api_error("An object of type Dossier was hidden due to permissions", "unauthorized")
+        d = _visible_dossier(ctx, number)
         instructeur = _decode_number(input["instructeurId"], "Instructeur")
         if instructeur is None or instructeur not in ds.groupe_instructeurs(number):
             return failed(NO_ACCESS)
