@@ -130,7 +130,7 @@ def render_files(s: FilesSummary) -> None:
 
 
 def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool, quiet: bool,
-             files: bool = False, max_mo: int = 200) -> None:
+             files: bool = False, max_mo: int | None = None) -> None:
     """Runs the sync with a progress line per démarche on stderr, then its summary."""
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
@@ -151,7 +151,8 @@ def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool,
                                 detail=f"{f.fichiers - f.en_cours} / {f.fichiers} fichiers · {f.octets / 2**20:.1f} Mo")
 
             summaries, file_summary = files_mod.sync_with_files(cfg, demarches, full=full, progress=show,
-                                                                file_progress=show_files, max_bytes=max_mo * 2**20)
+                                                                file_progress=show_files,
+                                                                max_bytes=(max_mo or cfg.max_file_mb) * 2**20)
         else:
             summaries = sync_mod.sync_settings(cfg, demarches, full=full, progress=show)
         for task in tasks.values():
@@ -169,8 +170,8 @@ def sync(
     full: Annotated[bool, typer.Option("--full", help="Tout retélécharger et repérer les dossiers disparus.")] = False,
     files: Annotated[bool, typer.Option("--files", help="Télécharger aussi les pièces jointes, vérifiées, dans "
                                         "ITN7_FILES (./fichiers) : <démarche>/<numéro>-<porteur>/<champ>/.")] = False,
-    max_mo: Annotated[int, typer.Option("--taille-max", envvar="ITN7_TAILLE_MAX", min=1,
-                                        help="Taille maximale d'une pièce jointe, en Mo.")] = 200,
+    max_mo: Annotated[int | None, typer.Option("--taille-max", min=1, show_default="ITN7_TAILLE_MAX, sinon 200",
+                                               help="Taille maximale d'une pièce jointe, en Mo.")] = None,
     quiet: QuietOption = False,
     db: DbOption = None,
 ) -> None:

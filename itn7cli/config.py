@@ -32,6 +32,7 @@ ENV_VARS = {
     "ITN7_DEMARCHE_LABO": "Numéro de la démarche « laboratoire d'innovation »",
     "ITN7_DB": "Fichier de la base SQLite",
     "ITN7_FILES": "Dossier des pièces jointes téléchargées",
+    "ITN7_TAILLE_MAX": "Taille maximale d'une pièce jointe téléchargée, en Mo",
     "ITN7_INSTRUCTEUR_ID": "Identifiant de l'instructeur qui écrit les annotations",
     "ITN7_CONFIG": "Fichier de configuration (par défaut itn7.toml)",
 }
@@ -64,6 +65,7 @@ class Settings:
     demarches: Mapping[str, int | None] = field(default_factory=lambda: {"general": None, "labo": None})
     db_path: Path = Path("itn7.db")
     files_dir: Path = Path("fichiers")
+    max_file_mb: int = 200
     instructeur_id: str | None = None
     config_file: Path | None = None
     # Sync politeness: the API allows 400 requests/minute per token.
@@ -113,6 +115,7 @@ class Settings:
         rows += [
             ("ITN7_DB", str(self.db_path), ENV_VARS["ITN7_DB"]),
             ("ITN7_FILES", str(self.files_dir), ENV_VARS["ITN7_FILES"]),
+            ("ITN7_TAILLE_MAX", f"{self.max_file_mb} Mo", ENV_VARS["ITN7_TAILLE_MAX"]),
             ("ITN7_INSTRUCTEUR_ID", self.instructeur_id or "non défini", ENV_VARS["ITN7_INSTRUCTEUR_ID"]),
             ("ITN7_CONFIG", str(self.config_file) if self.config_file else "aucun", ENV_VARS["ITN7_CONFIG"]),
             ("sessions", ", ".join(s.strftime("%d/%m/%Y %H:%M") for s in self.sessions), "Clôtures des sessions"),
@@ -202,6 +205,9 @@ def load(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> S
         "config_file": config_file,
         "mapping": toml.get("mapping", {}),
     }
+    taille = env.get("ITN7_TAILLE_MAX") or toml.get("taille_max")
+    if taille not in (None, ""):
+        kwargs["max_file_mb"] = _int(taille, "ITN7_TAILLE_MAX")
     if not kwargs["api_url"].startswith(("http://", "https://")):
         raise ConfigError(f"DS_API_URL doit commencer par https:// (reçu « {kwargs['api_url']} »).")
     for name in ("requests_per_minute", "concurrency"):

@@ -66,3 +66,10 @@ def test_bad_configuration_gives_one_french_line_and_exit_2(monkeypatch: pytest.
     assert result.stdout == ""
     assert result.stderr.strip().startswith("Erreur : ITN7_DEMARCHE_GENERAL doit être un nombre entier")
     assert "Traceback" not in result.stderr
+
+
+def test_the_attachment_size_limit_is_read_from_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("ITN7_TAILLE_MAX=50\n")
+    assert config.load({}, cwd=tmp_path).max_file_mb == 50
+    with pytest.raises(ConfigError, match="ITN7_TAILLE_MAX doit être un nombre entier"):
+        config.load({"ITN7_TAILLE_MAX": "beaucoup"}, cwd=tmp_path)
