@@ -659,7 +659,8 @@ def sync_with_files(settings: Settings, demarches: dict[str, int], *, full: bool
         with Downloader(db, settings.files_dir, keys, workers=settings.concurrency, max_bytes=max_bytes,
                         timeout=settings.timeout_seconds, refetch=refetch, progress=file_progress) as downloader:
             summaries = sync_mod.sync_settings(settings, demarches, full=full, progress=progress,
-                                               after_page=downloader.after_page, metas=metas)
+                                               after_page=downloader.after_page, metas=metas,
+                                               server_date=refetch.client.server_date)
             refetch.full_speed()
             missing, kept = _catch_up_numbers(db, downloader.root, demarches, downloader.seen, max_bytes)
             downloader.count_kept(kept)

@@ -337,10 +337,12 @@ def run(db: sqlite_utils.Database, client: DSClient, demarches: dict[str, int], 
 
 def sync_settings(settings: Settings, demarches: dict[str, int], *, full: bool = False,
                   progress: Progress | None = None, after_page: AfterPage | None = None,
-                  metas: dict[int, dict[str, Any]] | None = None) -> list[Summary]:
+                  metas: dict[int, dict[str, Any]] | None = None,
+                  server_date: datetime | None = None) -> list[Summary]:
     """The whole `itn7 sync`: lock the database, check the token on every démarche, then pull.
 
-    `metas`, when a caller already fetched them (and so checked the token), saves two requests.
+    `metas`, when a caller already fetched them (and so checked the token), saves two requests;
+    `server_date` is then the server's clock at that moment, which the incremental stream starts from.
     """
     token = settings.require_token()
     lock = FileLock(f"{settings.db_path}.lock", timeout=0)
@@ -353,6 +355,7 @@ def sync_settings(settings: Settings, demarches: dict[str, int], *, full: bool =
         with DSClient(settings.api_url, token, timeout=settings.timeout_seconds,
                       requests_per_minute=settings.requests_per_minute,
                       max_connections=settings.concurrency * 2) as client:
+            client.server_date = server_date
             metas = metas if metas is not None else fetch_metas(client, demarches)
             db = store.open_db(settings.db_path)
             try:
