@@ -11,13 +11,15 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 from typer.testing import CliRunner
 
-from itn7cli import store
+from itn7cli import store, sync
+from itn7cli.api import DSClient
 from itn7cli.cli import app
 from itn7cli.errors import ApiError, AuthError
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
@@ -261,3 +263,14 @@ def test_ctrl_c_stops_with_a_french_message_and_the_next_run_resumes(
     server.faults.latency = 0.0
     run_sync(server, db_path, dataset.numbers)
     assert content(db_path) == content(tmp_path / "reference.db")
+
+
+def test_the_incremental_stream_starts_ten_minutes_before_the_full_pull_on_the_servers_clock(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    skewed = datetime(2030, 1, 1, tzinfo=UTC)  # a server clock far from this machine's
+    with DSClient(server.url, TOKEN) as client:
+        metas = sync.fetch_metas(client, dict(dataset.numbers))
+    run_sync(server, tmp_path / "a.db", dataset.numbers, metas=metas, server_date=skewed)
+    db = store.open_db(tmp_path / "a.db")
+    starts = {row[0] for row in db.execute("SELECT incremental_since FROM sync_state")}
+    assert starts == {"2029-12-31T23:50:00+00:00"}
