@@ -420,3 +420,14 @@ def test_export_with_files_gathers_the_attachments_and_links_each_dossier_to_its
         assert target.startswith("comite-pieces/") and not Path(target).is_absolute()
         assert any((tmp_path / target).iterdir())
     assert "Pièces jointes de" in result.stderr
+
+
+def test_row_heights_count_word_wrapping_and_wide_capitals() -> None:
+    from itn7cli.export.cells import lines_needed
+
+    # 30 characters would fit in 26 width units (31 average characters), but capitals are wider.
+    assert lines_needed("COMMUNE DE TOUËT-DE-L'ESCARÈNE", 26) == 2
+    assert lines_needed("commune de touët-de-l'escarène", 26) == 1
+    # A word that does not fit on the line starts the next one.
+    assert lines_needed("aaaa bbbb cccc", 8) == 2
+    assert lines_needed("un\ndeux", 40) == 2

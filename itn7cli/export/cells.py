@@ -177,10 +177,31 @@ class Column:
     repeat: bool = False
 
 
+def _glyphs(word: str) -> float:
+    # Capitals are wider than the average character the width unit is measured on.
+    return len(word) + 0.3 * sum(1 for c in word if c.isupper())
+
+
 def lines_needed(text: str, width: float) -> int:
-    """How many lines a wrapped text takes in a column `width` characters wide (an upper estimate)."""
-    per_line = max(int(width * CHARACTERS_PER_WIDTH), 1)
-    return sum(max(1, -(-len(paragraph) // per_line)) for paragraph in text.split("\n"))
+    """How many lines a wrapped text takes in a column `width` characters wide (an upper estimate).
+
+    Word by word, as the spreadsheet wraps: a word that does not fit starts a new line.
+    """
+    per_line = max(width * CHARACTERS_PER_WIDTH, 1.0)
+    lines = 0
+    for paragraph in text.split("\n"):
+        lines += 1
+        used = 0.0
+        for word in paragraph.split():
+            size = _glyphs(word)
+            if used and used + 1 + size > per_line:
+                lines += 1
+                used = 0.0
+            if size > per_line:  # a word longer than the column is cut across lines
+                lines += int(size // per_line)
+                size %= per_line
+            used += size + (1 if used else 0)
+    return max(lines, 1)
 
 
 def row_height(texts: Sequence[tuple[str, float]]) -> float | None:

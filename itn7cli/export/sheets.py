@@ -177,7 +177,7 @@ class DossierTable(Table):
 
 
 EXPENSE_COLUMNS = (
-    Column("Démarche", 11, repeat=True), Column("N° dossier", 10), Column("Porteur", 26, wrap=True),
+    Column("Démarche", 11, repeat=True), Column("N° dossier", 10), Column("Porteur", 30, wrap=True),
     Column("Groupe", 8, repeat=True), Column("Ligne", 6), Column("Nature de la dépense", 30, wrap=True, repeat=True),
     Column("Description", 50, wrap=True), Column("Montant HT", 13), Column("Nature éligible", 9),
 )
@@ -201,7 +201,7 @@ class ExpenseTable(Table):
 
 
 FINDING_COLUMNS = (
-    Column("Démarche", 11, repeat=True), Column("N° dossier", 10), Column("Porteur", 26, wrap=True),
+    Column("Démarche", 11, repeat=True), Column("N° dossier", 10), Column("Porteur", 30, wrap=True),
     Column("Groupe", 8, repeat=True), Column("Règle", 20, repeat=True), Column("Statut", 11),
     Column("Message", 80, wrap=True),
 )
