@@ -227,11 +227,25 @@ def _descriptor_rows(revision_id: str, kind: str, descriptors: Iterable[Mapping[
         yield from _descriptor_rows(revision_id, kind, d.get("champDescriptors") or (), d["id"])
 
 
+def _retire_replaced(db: sqlite_utils.Database, key: str, number: int) -> None:
+    """Another démarche held this key (a test démarche replaced by the real one in the settings):
+    its dossiers leave the checks and exports, marked, never erased; it comes back if configured again."""
+    for (old,) in db.execute("SELECT number FROM demarches WHERE key = ? AND number != ?", [key, number]).fetchall():
+        db.execute("UPDATE dossiers SET deletion_state = 'demarche_retiree', deleted_at = ?, "
+                   "deleted_reason = 'démarche remplacée dans la configuration' "
+                   "WHERE demarche_number = ? AND deletion_state IS NULL", [now(), old])
+        db.execute("UPDATE demarches SET key = NULL WHERE number = ?", [old])
+        # Configured again one day, it is pulled whole, which brings its dossiers back.
+        for table in ("sync_state", "sync_streams"):
+            db.execute(f"DELETE FROM {table} WHERE demarche_number = ?", [old])
+
+
 def save_demarche(db: sqlite_utils.Database, key: str, demarche: Mapping[str, Any]) -> None:
     """Saves a démarche with all its revisions, descriptors, groupes and instructeurs."""
     number = demarche["number"]
     active = (demarche.get("activeRevision") or {}).get("id")
     with db.atomic():
+        _retire_replaced(db, key, number)
         db.table("demarches").upsert({
             "number": number, "key": key, "id": demarche["id"], "title": demarche["title"],
             "state": demarche["state"], "date_creation": demarche.get("dateCreation"),

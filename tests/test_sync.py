@@ -274,3 +274,20 @@ def test_the_incremental_stream_starts_ten_minutes_before_the_full_pull_on_the_s
     db = store.open_db(tmp_path / "a.db")
     starts = {row[0] for row in db.execute("SELECT incremental_since FROM sync_state")}
     assert starts == {"2029-12-31T23:50:00+00:00"}
+
+
+def test_a_demarche_replaced_in_the_settings_leaves_checks_and_comes_back_if_configured_again(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    db_path = tmp_path / "a.db"
+    test_demarche, real_demarche = dataset.numbers["labo"], dataset.numbers["general"]
+    run_sync(server, db_path, {"general": test_demarche})
+    run_sync(server, db_path, {"general": real_demarche})
+    db = store.open_db(db_path)
+    live = {r[0] for r in db.execute("SELECT DISTINCT demarche_number FROM dossiers WHERE deletion_state IS NULL")}
+    assert live == {real_demarche}
+    assert {r[0] for r in db.execute("SELECT DISTINCT deletion_state FROM dossiers WHERE demarche_number = ?",
+                                     [test_demarche])} <= {"demarche_retiree", "masque", "supprime"}
+    assert {r["demarche_number"] for r in store.iter_dossiers(db)} == {real_demarche}  # what check reads
+    summaries = run_sync(server, db_path, {"general": test_demarche})
+    assert summaries[0].restaures == len(dataset.visible_numbers("labo"))
+    assert {r["demarche_number"] for r in store.iter_dossiers(db)} == {test_demarche}
