@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -291,3 +292,32 @@ def test_a_demarche_replaced_in_the_settings_leaves_checks_and_comes_back_if_con
     summaries = run_sync(server, db_path, {"general": test_demarche})
     assert summaries[0].restaures == len(dataset.visible_numbers("labo"))
     assert {r["demarche_number"] for r in store.iter_dossiers(db)} == {test_demarche}
+
+
+def test_changes_made_while_the_first_pull_runs_are_all_caught(
+        server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    server.faults.latency = 0.2
+    general = dataset.visible_numbers("general")
+    errors: list[BaseException] = []
+
+    def pull() -> None:
+        try:
+            run_sync(server, tmp_path / "during.db", dataset.numbers)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    worker = threading.Thread(target=pull)
+    worker.start()
+    time.sleep(0.3)  # some streams are under way
+    for number in general[:40:4]:
+        dataset.set_state(number, "accepte" if dataset.dossier(number).state != "accepte" else "refuse")
+    for number in general[1:40:4]:
+        dataset.edit_champ(number, "Q2hhbXAtMTAxMg==", f"Projet modifié pendant la synchronisation {number}")
+    added = dataset.add_dossier("general")
+    assert worker.is_alive(), "the pull ended before the changes: they were not made while it ran"
+    worker.join(timeout=120)
+    assert not errors and not worker.is_alive()
+    server.faults.latency = 0.0
+    run_sync(server, tmp_path / "fresh.db", dataset.numbers)
+    assert content(tmp_path / "during.db") == content(tmp_path / "fresh.db")
+    assert added in {row[0] for row in content(tmp_path / "during.db")["dossiers"]}
