@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer import rich_utils
 
 from . import config as config_mod
 from . import sync as sync_mod
@@ -29,6 +30,15 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Typer's help screens in French: its fixed strings are module settings, read when help is drawn.
+for _name, _text in {
+    "DEFAULT_STRING": "[par défaut : {}]", "ENVVAR_STRING": "[variable : {}]", "REQUIRED_LONG_STRING": "[obligatoire]",
+    "ARGUMENTS_PANEL_TITLE": "Arguments", "OPTIONS_PANEL_TITLE": "Options", "COMMANDS_PANEL_TITLE": "Commandes",
+    "ERRORS_PANEL_TITLE": "Erreur", "ABORTED_TEXT": "Abandon.", "DEPRECATED_STRING": "(obsolète) ",
+    "RICH_HELP": "Aide : [blue]'{command_path} {help_option}'[/].",
+}.items():
+    setattr(rich_utils, _name, _text)
 
 # Options shared by several commands, defined once.
 DbOption = Annotated[Path | None, typer.Option("--db", envvar="ITN7_DB", help="Fichier de la base SQLite.",

@@ -67,3 +67,9 @@ def test_a_folder_that_cannot_be_created_gives_one_french_line_not_a_traceback(t
     assert result.exit_code == 1
     assert result.stderr.startswith("Erreur : accès au fichier impossible")
     assert str(blocker) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_screens_use_french_for_typers_fixed_strings() -> None:
+    result = CliRunner().invoke(app, ["sync", "--help"], env={"COLUMNS": "200"})
+    assert "[par défaut : " in result.stdout and "[variable : ITN7_DB]" in result.stdout
+    assert "[default:" not in result.stdout and "env var" not in result.stdout
