@@ -44,6 +44,7 @@ for _name, _text in {
 DbOption = Annotated[Path | None, typer.Option("--db", envvar="ITN7_DB", help="Fichier de la base SQLite.",
                                                show_default="itn7.db")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="N'affiche que les erreurs.")]
+SessionFilterOption = Annotated[int | None, typer.Option("--session", "-s", help="Seulement cette session (1, 2, 3).")]
 DemarcheOption = Annotated[str | None, typer.Option(
     "--demarche", "-d", help="Seulement cette démarche : general ou labo.", case_sensitive=False)]
 
@@ -230,7 +231,7 @@ def render_check(rows: list[dict[str, Any]]) -> None:
 @app.command("check")
 @friendly
 def check_command(
-    session: Annotated[int | None, typer.Option("--session", "-s", help="Seulement cette session (1, 2, 3).")] = None,
+    session: SessionFilterOption = None,
     demarche: DemarcheOption = None,
     status: StatusOption = None,
     all_: Annotated[bool, typer.Option("--all", help="Tout recontrôler, même les dossiers inchangés.")] = False,
@@ -492,7 +493,7 @@ def report_annotate_plan(database: Any, cfg: config_mod.Settings, planned: list[
 @app.command("annotate")
 @friendly
 def annotate_command(
-    session: Annotated[int | None, typer.Option("--session", "-s", help="Seulement cette session (1, 2, 3).")] = None,
+    session: SessionFilterOption = None,
     demarche: DemarcheOption = None,
     apply_: ApplyOption = False,
     quiet: QuietOption = False,
