@@ -17,7 +17,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -89,7 +89,7 @@ class _Work:
     error: BaseException | None = None
     done: bool = False
     deletions: tuple[str, list[dict[str, Any]]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    demarche: int = 0
 
 
 def _iso(moment: datetime) -> str:
@@ -173,8 +173,8 @@ class Syncer:
             for state, items in self.client.deletion_pages(number, since):
                 if self.stop.is_set():
                     return
-                out.put(_Work(deletions=(state, items), extra={"demarche": number}))
-            out.put(_Work(done=True, extra={"demarche": number}))
+                out.put(_Work(deletions=(state, items), demarche=number))
+            out.put(_Work(done=True, demarche=number))
         except BaseException as exc:
             out.put(_Work(error=exc))
 
@@ -216,7 +216,8 @@ class Syncer:
 
     def _save_page(self, work: _Work) -> None:
         stream, page = work.stream, work.page
-        assert stream is not None
+        if stream is None:
+            return
         summary = self.summaries[stream.demarche]
         with self.db.atomic():
             if page is not None:
@@ -237,7 +238,7 @@ class Syncer:
     def _save_deletions(self, work: _Work) -> None:
         if work.deletions is None:
             return
-        number = work.extra["demarche"]
+        number = work.demarche
         state, items = work.deletions
         with self.db.atomic():
             self.summaries[number].supprimes += store.mark_deleted(self.db, number, items, state)
