@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,3 +50,13 @@ def build_synced_db(path: Path, count: int, seed: int = 7) -> None:
         settings = config.Settings(token=config.Secret("bench"), api_url=server.url, demarches=dict(dataset.numbers),
                                    db_path=path, requests_per_minute=1_000_000)
         sync.sync_settings(settings, dict(dataset.numbers))
+
+
+def ensure_built(script: str, path: Path, dossiers: int) -> None:
+    """Runs `script --phase build` in its own process when `path` does not exist yet, and says how long it took."""
+    if path.exists():
+        return
+    started = time.perf_counter()
+    subprocess.run([sys.executable, script, "--phase", "build", "--db", str(path), "--dossiers", str(dossiers)],
+                   check=True)
+    print(f"base de {dossiers} dossiers construite en {time.perf_counter() - started:.1f} s", file=sys.stderr)

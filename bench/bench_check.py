@@ -58,11 +58,10 @@ def main() -> None:
     if args.phase == "run":
         return run(args.db)
     path = args.keep or Path(tempfile.mkdtemp()) / "bench.db"
-    if not path.exists():
-        t = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--phase", "build", "--db", str(path), "--dossiers",
-                        str(args.dossiers)], check=True)
-        print(f"base de {args.dossiers} dossiers construite en {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import ensure_built
+
+    ensure_built(__file__, path, args.dossiers)
     result = subprocess.run([sys.executable, __file__, "--phase", "run", "--db", str(path)], check=True,
                             capture_output=True, text=True)
     figures = json.loads(result.stdout)
