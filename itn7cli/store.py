@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -385,7 +385,6 @@ class PageCounts:
     modifies: int = 0
     restaures: int = 0
     inchanges: int = 0
-    numbers: list[int] = field(default_factory=list)
 
 
 TABLE_COLUMNS = {
@@ -414,7 +413,6 @@ def save_dossiers(db: sqlite_utils.Database, demarche_number: int, nodes: Iterab
     counts = PageCounts()
     page = [node for node in nodes if node is not None]
     numbers = [node["number"] for node in page]
-    counts.numbers.extend(numbers)
     previous: dict[int, tuple[str | None, str | None]] = {}
     if numbers:
         marks = ",".join("?" * len(numbers))
