@@ -1,0 +1,22 @@
+"""The local database: the only place that writes SQL.
+
+`schema` declares the shape and opens the database; each other module owns the reads and writes
+of one concern. Callers use the names re-exported here, or `from itn7cli.store import <module>`.
+"""
+
+from .dossiers import (
+    PageCounts,
+    iter_dossiers,
+    last_sync,
+    mark_deleted,
+    mark_vanished,
+    save_demarche,
+    save_dossiers,
+    strip_volatile,
+)
+from .schema import BOOKKEEPING, LIVE, migrations, now, open_db
+
+__all__ = [
+    "BOOKKEEPING", "LIVE", "PageCounts", "iter_dossiers", "last_sync", "mark_deleted", "mark_vanished",
+    "migrations", "now", "open_db", "save_demarche", "save_dossiers", "strip_volatile",
+]
