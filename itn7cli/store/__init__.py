@@ -6,6 +6,8 @@ of one concern. Callers use the names re-exported here, or `from itn7cli.store i
 
 from .dossiers import (
     PageCounts,
+    applicant_name,
+    ensure_synced,
     iter_dossiers,
     last_sync,
     mark_deleted,
@@ -17,6 +19,7 @@ from .dossiers import (
 from .schema import BOOKKEEPING, LIVE, migrations, now, open_db
 
 __all__ = [
-    "BOOKKEEPING", "LIVE", "PageCounts", "iter_dossiers", "last_sync", "mark_deleted", "mark_vanished",
-    "migrations", "now", "open_db", "save_demarche", "save_dossiers", "strip_volatile",
+    "BOOKKEEPING", "LIVE", "PageCounts", "applicant_name", "ensure_synced", "iter_dossiers", "last_sync",
+    "mark_deleted", "mark_vanished", "migrations", "now", "open_db", "save_demarche", "save_dossiers",
+    "strip_volatile",
 ]

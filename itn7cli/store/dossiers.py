@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ..errors import StoreError
 from .schema import now
 
 # ---------------------------------------------------------------- démarches
@@ -319,6 +320,17 @@ def iter_dossiers(db: sqlite_utils.Database, *, include_deleted: bool = False,
     for number, demarche_number, key, deletion, modified, raw in db.execute(sql + " ORDER BY d.number", params):
         yield {"number": number, "demarche_number": demarche_number, "demarche_key": key,
                "deletion_state": deletion, "date_derniere_modification": modified, "raw": json.loads(raw)}
+
+
+def applicant_name(raison_sociale: str | None, prenom: str | None, nom: str | None) -> str:
+    """The applicant as people name it: the company's name, else first and last name ('' if none)."""
+    return raison_sociale or " ".join(p for p in (prenom, nom) if p)
+
+
+def ensure_synced(db: sqlite_utils.Database) -> None:
+    """Raises StoreError unless a sync of at least one démarche ever completed."""
+    if last_sync(db) is None:
+        raise StoreError("La base n'a jamais été synchronisée jusqu'au bout : lancez d'abord « itn7 sync ».")
 
 
 def last_sync(db: sqlite_utils.Database) -> str | None:
