@@ -209,3 +209,15 @@ def open_db(path: Path | str, *, must_exist: bool = False) -> sqlite_utils.Datab
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@migrations()
+def m005_unreadable_dossiers(db: sqlite_utils.Database) -> None:
+    # Dossiers DS cannot serialise (`invalid_null`): named here until a later sync reads them whole.
+    # Each also has a row in `dossiers` (a stub if it was never read), so checks and exports can show it.
+    db.execute(
+        """CREATE TABLE unreadable_dossiers (
+            number INTEGER PRIMARY KEY REFERENCES dossiers(number), demarche_number INTEGER, message TEXT,
+            first_seen_at TEXT, last_tried_at TEXT, attempts INTEGER DEFAULT 1
+        )"""
+    )
