@@ -7,6 +7,7 @@ through these helpers. The committee workbook is not: it is shared on purpose.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -31,3 +32,23 @@ def open_private(path: Path, mode: str = "wb"):  # type: ignore[no-untyped-def]
     """`open(path, mode)` for a new file created with owner-only modes (the umask cannot widen them)."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
     return os.fdopen(os.open(path, flags, FILE_MODE), mode)
+
+
+def tighten(paths: list[Path]) -> list[Path]:
+    """Removes group and other access from those of `paths` that exist and have it; returns them.
+
+    A file another account owns cannot be changed and is left as it is.
+    """
+    tightened = []
+    for path in paths:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(path, mode & ~0o077)
+                tightened.append(path)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            if path.stat().st_uid == os.geteuid():
+                raise
+    return tightened

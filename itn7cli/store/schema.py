@@ -6,21 +6,26 @@ of a "live" dossier (synced, with data, not deleted or retired upstream) is `LIV
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .. import private
 from ..errors import StoreError
+
+log = logging.getLogger(__name__)
 
 # A dossier that DS still shows and whose data we hold; `d` is the dossiers table's alias.
 LIVE = "d.deletion_state IS NULL AND d.raw IS NOT NULL"
 
 migrations = Migrations("itn7")
 
-# Bookkeeping columns: they say when and by which run a row was written, not what DS holds.
-BOOKKEEPING = {"synced_at", "seen_run"}
+# Bookkeeping columns: they say when and by which run a row was written (or erased), not what DS holds.
+BOOKKEEPING = {"synced_at", "seen_run", "erased_at"}
 
 
 @migrations()
@@ -188,10 +193,23 @@ def m003_annotations(db: sqlite_utils.Database) -> None:
 
 
 def open_db(path: Path | str, *, must_exist: bool = False) -> sqlite_utils.Database:
-    """Opens (and creates or upgrades) the database; WAL so readers never block the sync."""
+    """Opens (and creates or upgrades) the database; WAL so readers never block the sync.
+
+    The file is created owner-only before SQLite opens it, and SQLite gives its `-wal` and `-shm`
+    the database's modes; an older database with wider modes is tightened with a logged notice.
+    """
     path = Path(path)
     if must_exist and not path.exists():
         raise StoreError(f"Base {path} introuvable : lancez d'abord « itn7 sync ».")
+    try:
+        if str(path) != ":memory:":
+            private.private_file(path)
+        tightened = private.tighten(side_files(path))
+    except PermissionError as exc:
+        raise StoreError(f"Base {path} inaccessible : droits insuffisants ({exc.strerror}).") from None
+    if tightened:
+        log.warning("Base %s : droits resserrés au seul propriétaire (%s).", path,
+                    ", ".join(p.name for p in tightened))
     try:
         db = sqlite_utils.Database(path)
         db.execute("PRAGMA busy_timeout = 30000")
@@ -202,9 +220,21 @@ def open_db(path: Path | str, *, must_exist: bool = False) -> sqlite_utils.Datab
         if db.journal_mode != "wal":
             db.enable_wal()
         migrations.apply(db)
-    except Exception as exc:  # sqlite3.DatabaseError and friends: a corrupt or foreign file
-        raise StoreError(f"Base {path} illisible : {exc}.") from None
+    except sqlite3.DatabaseError as exc:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):  # damaged, or not a SQLite file at all
+            raise StoreError(f"Base {path} illisible (fichier endommagé ou qui n'est pas une base itn7) : "
+                             f"{exc}.") from None
+        if code in (sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+            raise StoreError(f"Base {path} inaccessible : droits insuffisants sur le fichier ou son dossier "
+                             f"({exc}).") from None
+        raise  # locked, disk full, or a bug in a migration: not a reason to call the file unreadable
     return db
+
+
+def side_files(path: Path) -> list[Path]:
+    """The database and the files SQLite keeps next to it."""
+    return [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
 
 
 def now() -> str:
@@ -221,3 +251,17 @@ def m005_unreadable_dossiers(db: sqlite_utils.Database) -> None:
             first_seen_at TEXT, last_tried_at TEXT, attempts INTEGER DEFAULT 1
         )"""
     )
+
+
+@migrations()
+def m011_personal_data(db: sqlite_utils.Database) -> None:
+    # The démarche's retention in months (DS's dureeConservationDossiers); when a dossier's personal data
+    # was erased here (its row stays as a tombstone); attachments still to delete from disk after an
+    # erasure's commit; and the dossiers erased on request, which stay erased if a sync brings them back.
+    for statement in (
+        "ALTER TABLE demarches ADD COLUMN duree_conservation_dossiers INTEGER",
+        "ALTER TABLE dossiers ADD COLUMN erased_at TEXT",
+        "CREATE TABLE purge_files (path TEXT PRIMARY KEY, dossier_number INTEGER, queued_at TEXT)",
+        "CREATE TABLE erasure_requests (number INTEGER PRIMARY KEY, requested_at TEXT)",
+    ):
+        db.execute(statement)
