@@ -245,7 +245,9 @@ class DSClient:
 
     def demarche(self, number: int) -> dict[str, Any]:
         """The démarche with all revisions, descriptors and groupes instructeurs."""
-        return self.execute("getDemarche", {"number": number})["demarche"]
+        data = self.execute("getDemarche", {"number": number})
+        retention = (data.get("descriptor") or {}).get("dureeConservationDossiers")
+        return {**data["demarche"], "dureeConservationDossiers": retention}
 
     def dossier_pages(self, number: int, updated_since: str, *, after: str | None = None,
                       state: str | None = None) -> Iterator[dict[str, Any]]:

@@ -234,6 +234,10 @@ class Demarche:
     revisions: list[Revision]
     groupes: list[dict[str, Any]]
     created_at: datetime
+    # Retention in months. DS caps it at 60 (app/services/expired.rb MAX_DOSSIER_RENTENTION_IN_MONTH), but
+    # this data set stays in 2021 while the clock moves on and never expires a dossier as DS would: a longer
+    # default keeps the dossiers it shows within their retention; tests set a short one to see expiry.
+    duree_conservation_dossiers: int = 120
 
     @property
     def id(self) -> str:

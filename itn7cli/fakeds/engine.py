@@ -215,6 +215,13 @@ def resolve_demarche(_root: Any, info: Any, number: int) -> Demarche:
     return demarche
 
 
+def resolve_demarche_descriptor(_root: Any, info: Any, demarche: dict[str, Any]) -> dict[str, Any]:
+    # app/graphql/types/query_type.rb demarche_descriptor; duree_conservation_dossiers in demarche_descriptor_type.rb.
+    number = demarche.get("number") or _decode_number(demarche.get("id") or "", "Procedure") or 0
+    found = resolve_demarche(_root, info, number)
+    return {"number": found.number, "dureeConservationDossiers": found.duree_conservation_dossiers}
+
+
 def _visible_dossier(ctx: Any, number: int) -> Any:
     """The dossier the token may see, as the real API decides; call with the dataset's lock held."""
     ds = ctx.dataset
@@ -448,6 +455,7 @@ def schema() -> GraphQLSchema:
 
     obj("Query").fields["demarche"].resolve = resolve_demarche
     obj("Query").fields["dossier"].resolve = resolve_dossier
+    obj("Query").fields["demarcheDescriptor"].resolve = resolve_demarche_descriptor
     obj("Mutation").fields["dossierModifierAnnotations"].resolve = resolve_modifier_annotations
     demarche = obj("Demarche")
     for name, fld in demarche.fields.items():

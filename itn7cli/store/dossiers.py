@@ -54,6 +54,7 @@ def save_demarche(db: sqlite_utils.Database, key: str, demarche: Mapping[str, An
             "number": number, "key": key, "id": demarche["id"], "title": demarche["title"],
             "state": demarche["state"], "date_creation": demarche.get("dateCreation"),
             "active_revision_id": active, "synced_at": now(),
+            "duree_conservation_dossiers": demarche.get("dureeConservationDossiers"),
         }, pk="number")
         for revision in demarche.get("revisions") or ():
             db.table("revisions").upsert({
