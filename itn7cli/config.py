@@ -84,6 +84,8 @@ class Settings:
     fin_projet_max: date = date(2022, 12, 31)
     enveloppe: float = 1_780_000.0
     mapping: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Days a dossier deleted in DS keeps its personal data here before the purge erases it.
+    delai_effacement_jours: int = 30
 
     def demarche_numbers(self, only: str | None = None) -> dict[str, int]:
         """The configured démarches as {key: number}, optionally only one; at least one is required."""
@@ -122,6 +124,8 @@ class Settings:
             ("plafond_commune", f"{self.plafond_commune:,.0f} €".replace(",", " "), "Plafond pour une commune seule"),
             ("limite_porteur", str(self.limite_porteur), "Nombre de dossiers maximum par porteur"),
             ("enveloppe", f"{self.enveloppe:,.0f} €".replace(",", " "), "Enveloppe régionale"),
+            ("delai_effacement_jours", f"{self.delai_effacement_jours} jours",
+             "Délai avant l'effacement local d'un dossier supprimé dans Démarche Numérique"),
         ]
         return rows
 
@@ -134,6 +138,13 @@ def _int(value: Any, name: str) -> int:
     if number <= 0:
         raise ConfigError(f"{name} doit être un nombre positif (reçu « {value} »).")
     return number
+
+
+def _days(value: Any, name: str) -> int:
+    """A number of days, zero allowed (erase as soon as DS deletes)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{name} doit être un nombre de jours, entier et positif ou nul (reçu « {value} »).")
+    return value
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -230,4 +241,7 @@ def load(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> S
             kwargs["fin_projet_max"] = date.fromisoformat(str(appel["fin_projet_max"]))
         except ValueError:
             raise ConfigError(f"[appel] fin_projet_max invalide : « {appel['fin_projet_max']} ».") from None
+    donnees = toml.get("donnees", {})
+    if "delai_effacement_jours" in donnees:
+        kwargs["delai_effacement_jours"] = _days(donnees["delai_effacement_jours"], "[donnees] delai_effacement_jours")
     return Settings(**kwargs)
