@@ -172,6 +172,12 @@ def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool,
         render_sync(summaries)
         if files:
             render_files(file_summary)
+    # What DS deleted, itn7 forgets: the purge runs once the sync has released the database.
+    from . import donnees
+
+    purged = donnees.after_sync(cfg)
+    if not quiet:
+        render_purge_line(purged)
 
 
 @app.command()
@@ -568,6 +574,115 @@ def instructeurs_command(db: DbOption = None) -> None:
         table.add_row(row["demarche"], f"{row['groupe_number']} · {row['groupe']}", (row["id"] or "—") + mark,
                       row["email"] or "[dim]aucun instructeur[/]")
     out.print(table)
+
+
+# ---------------------------------------------------------------- données personnelles
+
+donnees_app = typer.Typer(help="Données personnelles : effacement local des dossiers supprimés dans Démarche "
+                          "Numérique, hors durée de conservation ou sur demande.", no_args_is_help=True)
+app.add_typer(donnees_app, name="donnees")
+
+
+def store_open(cfg: config_mod.Settings, *, must_exist: bool = False) -> Any:
+    """The database of these settings."""
+    from . import store
+
+    return store.open_db(cfg.db_path, must_exist=must_exist)
+
+
+def render_purge_line(report: Any) -> None:
+    """The purge's line in the sync summary."""
+    if report is None:
+        err.print("[bold]Données personnelles[/] : effacement reporté, une autre commande utilise la base.")
+        return
+    later = f" ; {len(report.later)} à effacer plus tard" if report.later else ""
+    err.print(f"[bold]Données personnelles[/] : {len(report.erased)} dossier(s) effacé(s) localement, "
+              f"{report.files} pièce(s) jointe(s) supprimée(s){later} (détail : [bold]itn7 donnees purge[/]).")
+
+
+def render_purge_plan(report: Any, moment: Any) -> None:
+    """The dossiers the purge erases now, then the next ones, with their reason and date."""
+    from datetime import timedelta
+
+    from . import donnees, labels
+
+    horizon = moment + timedelta(days=90)
+    shown = report.erased + [s for s in report.later if s.due <= horizon]
+    verb = "effacé(s)" if report.applied else "à effacer maintenant"
+    table = Table(title="Effacement des données personnelles" + ("" if report.applied else " : simulation"))
+    for name in ("Démarche", "N°", "Motif", "Depuis le", "Effacement"):
+        table.add_column(name, overflow="fold")
+    for s in shown:
+        when = ("effacé" if report.applied else "maintenant") if s in report.erased else f"le {s.due:%d/%m/%Y}"
+        table.add_row(labels.demarche(s.demarche_key, short=True), str(s.number), donnees.REASONS[s.reason],
+                      f"{s.since:%d/%m/%Y}", when)
+    if shown:
+        out.print(table)
+    beyond = len(report.later) - (len(shown) - len(report.erased))
+    err.print(f"{len(report.erased)} dossier(s) {verb}, {len(report.later)} plus tard"
+              + (f" (dont {beyond} au-delà de 90 jours)" if beyond else "")
+              + (f", {report.files} pièce(s) jointe(s) supprimée(s)." if report.applied else
+                 ". Rien n'a été effacé : ajoutez [bold]--apply[/] pour effacer."))
+
+
+@donnees_app.command("purge")
+@friendly
+def donnees_purge(apply_: Annotated[bool, typer.Option("--apply", help="Effacer vraiment ; sans cette option, "
+                                                       "la commande montre seulement ce qui serait effacé.")] = False,
+                  db: DbOption = None) -> None:
+    """Efface localement les dossiers supprimés dans Démarche Numérique depuis plus de
+    [bold]delai_effacement_jours[/] (30 par défaut) et ceux dont la durée de conservation est échue.
+
+    Un dossier effacé garde seulement son numéro, sa démarche, son état et la date et le motif de sa
+    suppression ; ses champs, annotations, contrôles et pièces jointes téléchargées disparaissent.
+    Les dossiers masqués, encore restaurables, sont gardés. La purge tourne aussi à la fin de [bold]itn7 sync[/].
+
+    Exemples : [bold]itn7 donnees purge[/] · [bold]itn7 donnees purge --apply[/]
+    """
+    from datetime import UTC, datetime
+
+    from . import donnees
+
+    cfg = settings(db)
+    moment = datetime.now(UTC)
+    with donnees.sync_locks(cfg):
+        report = donnees.run(store_open(cfg, must_exist=True), cfg, apply=apply_, moment=moment)
+    render_purge_plan(report, moment)
+
+
+@donnees_app.command("efface")
+@friendly
+def donnees_efface(
+    dossier: Annotated[int, typer.Option("--dossier", help="Numéro du dossier à effacer.")],
+    oui: Annotated[bool, typer.Option("--oui", help="Ne pas demander de confirmation (scripts).")] = False,
+    db: DbOption = None,
+) -> None:
+    """Efface tout de suite les données personnelles d'un dossier (droit à l'effacement), quel que soit son état.
+
+    Le dossier garde seulement son numéro, sa démarche, son état et la date de l'effacement ; s'il revient
+    dans une synchronisation, il est effacé de nouveau. Cela n'efface rien dans Démarche Numérique.
+
+    Exemples : [bold]itn7 donnees efface --dossier 4711[/] · [bold]itn7 donnees efface --dossier 4711 --oui[/]
+    """
+    from . import donnees, labels
+
+    cfg = settings(db)
+    database = store_open(cfg, must_exist=True)
+    found = donnees.describe(database, dossier)
+    if found is None:
+        raise StoreError(f"Dossier n° {dossier} absent de la base locale : rien à effacer.")
+    if not oui:
+        err.print(f"Dossier n° {dossier} ({labels.demarche(found['demarche_key'])}, "
+                  f"{labels.STATES.get(found['state'] or '', found['state'] or 'état inconnu')}) : ses champs, "
+                  "annotations, contrôles et pièces jointes téléchargées seront effacés de cette machine.")
+        typed = typer.prompt("Tapez le numéro du dossier pour confirmer", default="", show_default=False,
+                             err=True)
+        if typed.strip() != str(dossier):
+            err.print("Numéro différent : rien n'a été effacé.")
+            raise typer.Exit(1)
+    with donnees.sync_locks(cfg):
+        files = donnees.erase_on_request(database, cfg, dossier)
+    err.print(f"Dossier n° {dossier} effacé localement ({files} pièce(s) jointe(s) supprimée(s)).")
 
 
 def main() -> None:
