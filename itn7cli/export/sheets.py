@@ -323,6 +323,8 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
     ws.page_setup.fitToHeight = 0
     scope = f" — démarche {DEMARCHE_LABELS[ctx.demarche].lower()} seulement" if ctx.demarche else ""
     ws.append([styled(ws, f"ITN7 Axe 3 (PACA) — comité de la session {ctx.session}{scope}", font=TITLE_FONT)])
+    ws.append([styled(ws, "Ce classeur contient des données personnelles : réservé aux membres du comité.",
+                      font=BOLD)])
     fresh = ctx.freshness
     for label, value in (
         ("Dossiers déposés jusqu'au", ctx.closing.strftime("%d/%m/%Y à %H:%M")),
