@@ -595,7 +595,8 @@ def render_purge_line(report: Any) -> None:
     if report is None:
         err.print("[bold]Données personnelles[/] : effacement reporté, une autre commande utilise la base.")
         return
-    later = f" ; {len(report.later)} à effacer plus tard" if report.later else ""
+    following = min((s.due for s in report.later), default=None)
+    later = f" ; prochain effacement le {following:%d/%m/%Y}" if following else ""
     err.print(f"[bold]Données personnelles[/] : {len(report.erased)} dossier(s) effacé(s) localement, "
               f"{report.files} pièce(s) jointe(s) supprimée(s){later} (détail : [bold]itn7 donnees purge[/]).")
 
@@ -618,9 +619,9 @@ def render_purge_plan(report: Any, moment: Any) -> None:
                       f"{s.since:%d/%m/%Y}", when)
     if shown:
         out.print(table)
-    beyond = len(report.later) - (len(shown) - len(report.erased))
+    following = min((s.due for s in report.later), default=None)
     err.print(f"{len(report.erased)} dossier(s) {verb}, {len(report.later)} plus tard"
-              + (f" (dont {beyond} au-delà de 90 jours)" if beyond else "")
+              + (f" (le prochain le {following:%d/%m/%Y})" if following else "")
               + (f", {report.files} pièce(s) jointe(s) supprimée(s)." if report.applied else
                  ". Rien n'a été effacé : ajoutez [bold]--apply[/] pour effacer."))
 
@@ -630,9 +631,10 @@ def render_purge_plan(report: Any, moment: Any) -> None:
 def donnees_purge(apply_: Annotated[bool, typer.Option("--apply", help="Effacer vraiment ; sans cette option, "
                                                        "la commande montre seulement ce qui serait effacé.")] = False,
                   db: DbOption = None) -> None:
-    """Efface localement les dossiers supprimés dans Démarche Numérique depuis plus de
-    [bold]delai_effacement_jours[/] (30 par défaut) et ceux dont la durée de conservation est échue.
+    """Efface localement les données des dossiers supprimés dans Démarche Numérique ou hors conservation.
 
+    Sont effacés les dossiers supprimés ou disparus depuis plus de [bold]delai_effacement_jours[/]
+    (section [bold]\\[donnees][/] d'itn7.toml, 30 par défaut) et ceux dont la durée de conservation est échue.
     Un dossier effacé garde seulement son numéro, sa démarche, son état et la date et le motif de sa
     suppression ; ses champs, annotations, contrôles et pièces jointes téléchargées disparaissent.
     Les dossiers masqués, encore restaurables, sont gardés. La purge tourne aussi à la fin de [bold]itn7 sync[/].
@@ -645,8 +647,12 @@ def donnees_purge(apply_: Annotated[bool, typer.Option("--apply", help="Effacer 
 
     cfg = settings(db)
     moment = datetime.now(UTC)
-    with donnees.sync_locks(cfg):
-        report = donnees.run(store_open(cfg, must_exist=True), cfg, apply=apply_, moment=moment)
+    database = store_open(cfg, must_exist=True)
+    if apply_:
+        with donnees.sync_locks(cfg):
+            report = donnees.run(database, cfg, apply=True, moment=moment)
+    else:
+        report = donnees.run(database, cfg, moment=moment)
     render_purge_plan(report, moment)
 
 

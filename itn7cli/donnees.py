@@ -122,6 +122,8 @@ def _remove(root: Path, relative: str) -> None:
     if not parts or PurePosixPath(relative).is_absolute() or ".." in parts:
         return  # never a path outside the attachments folder
     target = root.joinpath(*parts)
+    if not target.parent.resolve().is_relative_to(root.resolve()):
+        return  # a folder replaced by a link to elsewhere: what it points at is not ours to delete
     target.unlink(missing_ok=True)
     folder = target.parent
     while folder != root:

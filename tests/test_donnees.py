@@ -75,6 +75,18 @@ def test_an_older_database_with_wider_modes_is_tightened_with_a_one_line_notice(
     assert caplog.records == []
 
 
+def test_the_cli_prints_the_tightening_notice_on_stderr(tmp_path: Path) -> None:
+    path = tmp_path / "itn7.db"
+    store.open_db(path).close()
+    os.chmod(path, 0o644)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DS_", "ITN7_"))}
+    result = subprocess.run([sys.executable, "-m", "itn7cli", "donnees", "purge", "--db", str(path)],
+                            capture_output=True, text=True, env={**env, "COLUMNS": "200"}, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"Base {path} : droits resserrés au seul propriétaire (itn7.db)." in result.stderr.splitlines()
+    assert result.stdout == "" and mode(path) == 0o600
+
+
 def test_a_file_that_is_not_a_database_is_reported_unreadable(tmp_path: Path) -> None:
     path = tmp_path / "itn7.db"
     path.write_text("des notes, pas une base\n" * 200)
