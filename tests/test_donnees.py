@@ -226,6 +226,22 @@ def test_a_dossier_deleted_in_ds_keeps_only_its_tombstone_once_the_grace_period_
     assert row(tmp_path / "a.db", other)["raw"] is not None
 
 
+def test_vacuum_leaves_no_erased_text_in_free_pages_even_where_sqlite_keeps_deleted_bytes(
+        server: FakeDS, dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Some SQLite builds zero deleted content (SECURE_DELETE), others do not: VACUUM must suffice alone.
+    monkeypatch.setattr(donnees.store_purge, "secure_delete",
+                        lambda db: db.execute("PRAGMA secure_delete = OFF"))
+    number = dataset.visible_numbers("general")[3]
+    dataset.edit_champ(number, PROJECT_TITLE, SECRET)
+    run_sync(server, tmp_path / "a.db", dataset.numbers)
+    dataset.purge(number)
+    run_sync(server, tmp_path / "a.db", dataset.numbers)
+    report = purge(tmp_path, datetime.now(UTC) + timedelta(days=31))
+    assert number in [s.number for s in report.erased]
+    for path in tmp_path.glob("a.db*"):
+        assert SECRET.encode() not in path.read_bytes(), path.name
+
+
 def test_a_hidden_dossier_is_kept_until_ds_purges_it(server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
     number = dataset.visible_numbers("general")[2]
     run_sync(server, tmp_path / "a.db", dataset.numbers)
