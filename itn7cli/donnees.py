@@ -11,7 +11,7 @@ Reads and writes only the store and the attachments folder, never the network.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -143,8 +143,8 @@ def delete_pending_files(db: sqlite_utils.Database, root: Path) -> int:
     return len(paths)
 
 
-def run(db: sqlite_utils.Database, settings: Settings, *, apply: bool = False, moment: datetime | None = None,
-        progress: Callable[[Scheduled], None] | None = None) -> Report:
+def run(db: sqlite_utils.Database, settings: Settings, *, apply: bool = False,
+        moment: datetime | None = None) -> Report:
     """The purge: erases every dossier whose date has come (only lists them unless `apply`), one
     transaction each, deletes their attachments after each commit, then compacts the database."""
     moment = moment or datetime.now(UTC)
@@ -158,8 +158,6 @@ def run(db: sqlite_utils.Database, settings: Settings, *, apply: bool = False, m
     for item in report.erased:
         store_purge.erase(db, item.number, mark=item.mark, requested=item.reason == "demande")
         report.files += delete_pending_files(db, settings.files_dir)
-        if progress is not None:
-            progress(item)
     if report.erased or report.files:
         store_purge.compact(db)
     return report
