@@ -221,3 +221,10 @@ def m005_unreadable_dossiers(db: sqlite_utils.Database) -> None:
             first_seen_at TEXT, last_tried_at TEXT, attempts INTEGER DEFAULT 1
         )"""
     )
+
+
+@migrations()
+def m008_checks_form_hash(db: sqlite_utils.Database) -> None:
+    # A fingerprint of how the dossier's démarche form was read (roles → champs per revision): a new
+    # revision that changes it re-checks that démarche's dossiers.
+    db.execute("ALTER TABLE checks ADD COLUMN form_hash TEXT")
