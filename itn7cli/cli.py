@@ -363,7 +363,8 @@ def champs_command(db: DbOption = None) -> None:
     suivi par l'identifiant du champ dans toutes les révisions, même renommé. Sont signalés : les
     révisions où le champ manque ou a changé de type (contrôles illisibles pour leurs dossiers), les
     libellés ambigus ou introuvables, et les champs d'un type que la requête ne nomme pas. Les lignes
-    [bold][mapping.…][/] affichées se collent dans itn7.toml pour fixer chaque rôle à son identifiant.
+    affichées sous [bold]\\[mapping.general][/] se collent dans itn7.toml pour fixer chaque rôle à son
+    identifiant.
 
     Exemple : [bold]itn7 champs[/]
     """
