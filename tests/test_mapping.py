@@ -262,3 +262,13 @@ def test_itn7_sync_says_which_revisions_it_brought_over_real_http(tmp_path: Path
         "de fin du projet (Date → Text, illisible pour les dossiers de cette révision).",
         "Nouvelle révision de la démarche générale du 13/09/2021 : 1 champ de type modifié : Date prévisionnelle "
         "de fin du projet (Text → Date)."])
+
+
+def test_a_text_champ_turned_into_a_long_text_stays_readable(tmp_path: Path) -> None:
+    form = demarche(100, [(R1, "2021-03-01T10:00:00+01:00", dossier()), (R2, "2021-06-15T10:00:00+02:00", dossier())])
+    objectifs = next(d for d in form["revisions"][1]["champDescriptors"] if d["label"] == "Objectifs du projet")
+    objectifs["__typename"] = "TextareaChampDescriptor"
+    urbanism = filed(dossier(), 1, R2)
+    find(urbanism, "Objectifs du projet")["text"] = "Dématérialiser les permis de construire."
+    db = database(tmp_path, form, urbanism)
+    assert verdicts(db) == {1: ("a_verifier", [("urbanisme", "a_verifier")])}

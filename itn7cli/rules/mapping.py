@@ -132,6 +132,9 @@ def mappings_from_settings(mapping: Mapping[str, Any]) -> dict[str, RoleMap]:
 
 # ---------------------------------------------------------------- forms and their revisions
 
+# Descriptor types whose champs the API always serves as a TextChamp: a switch between them changes nothing read.
+TEXT_LIKE = {"Text", "Textarea", "Email", "Phone", "Iban", "Formatted"}
+
 
 @dataclass(frozen=True)
 class FormDescriptor:
@@ -147,6 +150,11 @@ class FormDescriptor:
     def type_name(self) -> str:
         """The type as people read it: « Date », « DecimalNumber »…"""
         return (self.type or "inconnu").removesuffix("Descriptor").removesuffix("Champ")
+
+    @property
+    def read_as(self) -> str:
+        """The type its champs arrive as: the text-like types all come as a TextChamp (API-NOTES §4)."""
+        return "Text" if self.type_name in TEXT_LIKE else self.type_name
 
 
 @dataclass(frozen=True)
@@ -244,7 +252,7 @@ class FormMap:
                 gaps[revision.id] = (f"Le champ « {reference.label} » (rôle {role.name}) n'existe pas dans la "
                                      f"révision {revision.name} du formulaire : illisible pour les dossiers de "
                                      "cette révision.")
-            elif there.type != reference.type:
+            elif there.read_as != reference.read_as:
                 gaps[revision.id] = (f"Le champ « {there.label} » (rôle {role.name}) est de type {there.type_name} "
                                      f"au lieu de {reference.type_name} dans la révision {revision.name} du "
                                      "formulaire : illisible pour les dossiers de cette révision.")
