@@ -154,7 +154,8 @@ def run(db: sqlite_utils.Database, settings: Settings, *, force: bool = False) -
             prio: dict[str, Any] = {"score": None, "notes": []}
             session = session_for(row["date_depot"], settings.sessions)
             if row["raw"] is not None and form is not None:
-                dossier = Dossier(json.loads(row["raw"]), row["key"], form)
+                # A démarche stored without its revisions (never in DS): each dossier is read by its own labels.
+                dossier = Dossier(json.loads(row["raw"]), row["key"], form if form.revisions else form.role_map)
                 found = evaluate(dossier, context)
                 prio = priority(dossier, context)
                 session = session_for(dossier.date_depot, settings.sessions)

@@ -219,11 +219,18 @@ StatusOption = Annotated[str | None, typer.Option(
     "--status", help="Seulement ce statut : eligible, a_verifier ou ineligible.", case_sensitive=False)]
 
 
+def reason(title: str, message: str, style: str) -> str:
+    """« Titre : message » with the title in the status colour; the title once when the message starts with it."""
+    from rich.markup import escape
+
+    if message.casefold().startswith(title.casefold()):
+        return f"[{style}]{escape(message[:len(title)])}[/]{escape(message[len(title):])}"
+    return f"[{style}]{escape(title)}[/] : {escape(message)}"
+
+
 def render_check(rows: list[dict[str, Any]]) -> None:
     """The results table, then the counts per status and per session."""
     from collections import Counter
-
-    from rich.markup import escape
 
     from . import labels
     from .rules import engine
@@ -234,8 +241,8 @@ def render_check(rows: list[dict[str, Any]]) -> None:
         table.add_column(name, overflow="fold")
     for row in rows:
         style = STATUS_STYLES[row["status"]]
-        reasons = "\n".join(f"[{STATUS_STYLES[f['status']]}]{escape(titles.get(f['rule'], f['rule']))}[/] : "
-                            f"{escape(f['message'])}" for f in row["findings"])
+        reasons = "\n".join(reason(titles.get(f["rule"], f["rule"]), f["message"], STATUS_STYLES[f["status"]])
+                            for f in row["findings"])
         score = row["priority"].get("score")
         table.add_row(labels.demarche(row["demarche"], short=True), str(row["number"]),
                       str(row["session"] or "hors session"), f"[{style}]{labels.STATUSES[row['status']]}[/]",
