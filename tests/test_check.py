@@ -220,3 +220,11 @@ def test_export_sees_an_unreadable_dossier_without_results_as_stale(db: sqlite_u
     before = check.stale(db)
     unreadable(db, 9)
     assert (before, check.stale(db)) == (False, True)
+
+
+def test_the_table_titles_each_reason_with_its_rule(db: sqlite_utils.Database) -> None:
+    path = Path(str(db.conn.execute("PRAGMA database_list").fetchone()[2]))
+    db.close()
+    result = CliRunner().invoke(app, ["check", "--db", str(path), "--quiet", "--demarche", "labo"],
+                                env={"COLUMNS": "300"})
+    assert "Dossiers par porteur : Le porteur (SIREN 210400016) a déposé 3 dossiers" in result.stdout

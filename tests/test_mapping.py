@@ -272,3 +272,15 @@ def test_a_text_champ_turned_into_a_long_text_stays_readable(tmp_path: Path) -> 
     find(urbanism, "Objectifs du projet")["text"] = "Dématérialiser les permis de construire."
     db = database(tmp_path, form, urbanism)
     assert verdicts(db) == {1: ("a_verifier", [("urbanisme", "a_verifier")])}
+
+
+def test_a_new_revision_that_changes_how_the_form_is_read_rechecks_its_demarche(tmp_path: Path) -> None:
+    db = database(tmp_path, demarche(100, [(R1, "2021-03-01T10:00:00+01:00", dossier())]),
+                  filed(dossier(), 1, R1), filed(dossier(), 2, R1))
+    check.run(db, SETTINGS)
+    unchanged = check.run(db, SETTINGS).checked
+    ambiguous = dossier()
+    ambiguous["champs"].append({**find(ambiguous, "Thématique"), "id": "c99", "champDescriptorId": "Q2hhbXAtOTk5OQ=="})
+    store.save_demarche(db, "general", demarche(100, [(R1, "2021-03-01T10:00:00+01:00", dossier()),
+                                                      (R2, "2021-06-15T10:00:00+02:00", ambiguous)]))
+    assert (unchanged, check.run(db, SETTINGS).checked) == (0, 2)
