@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -42,13 +43,13 @@ from .rules.engine import UNREADABLE
 from .rules.mapping import FormRevision, revisions_from_rows
 from .rules.priority import priority
 from .store import checks as checks_store
-from .store import ensure_synced
+from .store import ensure_synced, open_db
 from .store import forms as forms_store
 
 BATCH = 500  # dossiers parsed and written per transaction: bounded memory, few commits
 
 __all__ = ["Summary", "config_hash", "describe_roles", "ensure_synced", "form_maps", "named_champ_types", "results",
-           "revision_news", "role_maps", "run", "siren_counts", "stale"]
+           "revision_news", "revision_news_at", "role_maps", "run", "siren_counts", "stale", "stored_revisions"]
 
 
 @dataclass
@@ -315,3 +316,23 @@ def revision_news(db: sqlite_utils.Database, settings: Settings, before: set[str
             detail = " ; ".join(parts) or "aucun champ lu par les contrôles n'a changé"
             lines.append(f"nouvelle révision de la {labels.demarche(key).lower()}{when} : {detail}")
     return lines
+
+
+def stored_revisions(path: Path) -> set[str]:
+    """The revision ids a database holds, before a sync; none when it does not exist (nor is created)."""
+    if not Path(path).exists():
+        return set()
+    db = open_db(path)
+    try:
+        return forms_store.revision_ids(db)
+    finally:
+        db.close()
+
+
+def revision_news_at(settings: Settings, before: set[str]) -> list[str]:
+    """`revision_news` of the settings' database, after a sync."""
+    db = open_db(settings.db_path)
+    try:
+        return revision_news(db, settings, before)
+    finally:
+        db.close()

@@ -144,14 +144,8 @@ def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool,
              files: bool = False, max_mo: int | None = None) -> None:
     """Runs the sync with a progress line per démarche on stderr, then its summary."""
     from . import check as check_mod
-    from . import store
-    from .store import forms as forms_store
 
-    before: set[str] = set()  # the revisions stored before: to name those this sync brings
-    if Path(cfg.db_path).exists():  # a refused token must leave no database behind
-        database = store.open_db(cfg.db_path)
-        before = forms_store.revision_ids(database)
-        database.close()
+    before = check_mod.stored_revisions(cfg.db_path)  # to name the revisions this sync brings
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
     with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
@@ -179,10 +173,8 @@ def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool,
             progress.update(task, total=1, completed=1)
     if not quiet:
         render_sync(summaries)
-        database = store.open_db(cfg.db_path)
-        for line in check_mod.revision_news(database, cfg, before):
+        for line in check_mod.revision_news_at(cfg, before):
             err.print(line[:1].upper() + line[1:] + ".", soft_wrap=True)
-        database.close()
         if files:
             render_files(file_summary)
 
