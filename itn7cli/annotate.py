@@ -23,7 +23,7 @@ from .api import DSClient, NotFoundError
 from .config import PARIS, Settings
 from .errors import AuthError, ConfigError
 from .labels import STATUSES as STATUS_LABELS
-from .rules.engine import ELIGIBLE, SEVERITY, labels
+from .rules.engine import ELIGIBLE, SEVERITY, rule_labels
 from .rules.mapping import ROLES_BY_NAME, RoleMap, mappings_from_settings
 from .store import now
 
@@ -36,7 +36,7 @@ NO_ACCESS_MARK = "droits d"
 DATE_PART = re.compile(r" \(\d{2}/\d{2}/\d{4}\)")
 
 # Short reasons: the full messages stay in `itn7 check` and the committee workbook.
-RULE_LABELS = labels()  # « siège hors région »: the rule registry's labels
+RULE_LABELS = rule_labels()  # « siège hors région »: the rule registry's labels
 
 
 @dataclass

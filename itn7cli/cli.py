@@ -227,7 +227,7 @@ def render_check(rows: list[dict[str, Any]]) -> None:
     from . import labels
     from .rules import engine
 
-    titles = engine.titles()
+    titles = engine.rule_titles()
     table = Table(title="Contrôle d'éligibilité", show_lines=True)
     for name in ("Démarche", "N°", "Session", "Statut", "Score", "Motifs"):
         table.add_column(name, overflow="fold")

@@ -45,7 +45,7 @@ from .cells import (
 )
 from .data import DEMARCHE_LABELS, DEPARTEMENTS, STATE_LABELS, Freshness, Row, SessionTotals, dossier_url
 
-RULE_LABELS = rules_engine.titles()  # « Hors région »: the rule registry's titles
+RULE_LABELS = rules_engine.rule_titles()  # « Hors région »: the rule registry's titles
 STATUSES = {status: label.capitalize() for status, label in STATUS_LABELS.items()}  # « À vérifier »
 FINDING_LABELS = {**STATUSES, "eligible": "Information"}
 STATUS_ORDER = ("ineligible", "a_verifier", "eligible")

@@ -131,12 +131,12 @@ def check_registry() -> None:
         raise ValueError(f"rules registered but never declared: {', '.join(undeclared)}")
 
 
-def titles() -> dict[str, str]:
+def rule_titles() -> dict[str, str]:
     """Rule id → title, for columns (« Hors région »)."""
     return {rule_id: SPECS[rule_id].title for rule_id in RULE_IDS}
 
 
-def labels() -> dict[str, str]:
+def rule_labels() -> dict[str, str]:
     """Rule id → label, for sentences (« siège hors région »)."""
     return {rule_id: SPECS[rule_id].label for rule_id in RULE_IDS}
 
