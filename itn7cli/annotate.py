@@ -22,7 +22,8 @@ import sqlite_utils
 from .api import DSClient, NotFoundError
 from .config import PARIS, Settings
 from .errors import AuthError, ConfigError
-from .rules.engine import ELIGIBLE, SEVERITY, STATUS_LABELS
+from .labels import STATUSES as STATUS_LABELS
+from .rules.engine import ELIGIBLE, SEVERITY, rule_labels
 from .rules.mapping import ROLES_BY_NAME, RoleMap, mappings_from_settings
 from .store import now
 
@@ -35,22 +36,7 @@ NO_ACCESS_MARK = "droits d"
 DATE_PART = re.compile(r" \(\d{2}/\d{2}/\d{4}\)")
 
 # Short reasons: the full messages stay in `itn7 check` and the committee workbook.
-RULE_LABELS = {
-    "porteur_type": "type de porteur",
-    "hors_region": "siège hors région",
-    "hors_delai": "déposé hors délai",
-    "depenses_ineligibles": "dépenses non finançables",
-    "plafond_commune": "plafond communal dépassé",
-    "incoherence_montants": "montants incohérents",
-    "urbanisme": "urbanisme (Démat.ADS)",
-    "archivage": "archivage (Axe 2)",
-    "pieces_manquantes": "pièces manquantes",
-    "labo_absent": "laboratoire d'innovation absent",
-    "multi_porteurs": "partenaires à vérifier",
-    "limite_porteur": "trop de dossiers du même porteur",
-    "calendrier": "calendrier du projet",
-    "donnees_illisibles": "données illisibles",
-}
+RULE_LABELS = rule_labels()  # « siège hors région »: the rule registry's labels
 
 
 @dataclass

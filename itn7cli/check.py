@@ -1,29 +1,55 @@
 """`itn7 check`: run the call's rules on the stored dossiers and keep the results in the database.
 
 A dossier is re-checked only when it changed since its last check (synced again, modified,
-restored), when the rule set or the configuration changed, or when the number of dossiers of its
-applicant changed (`limite_porteur` depends on every dossier). `force=True` re-checks everything.
+restored), when the rule set, the configuration or the reading of its démarche's form changed,
+or when the number of dossiers of its applicant changed (`limite_porteur` depends on every
+dossier). `force=True` re-checks everything. A dossier the API cannot serialise is re-checked at
+every run and shown `a_verifier`, never left out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from . import labels
 from . import refdata as refdata_mod
-from .config import Settings
-from .errors import StoreError
-from .rules import ROLES, RULESET_VERSION, Context, Dossier, evaluate, mappings_from_settings, session_for, worst
+from .config import PARIS, Settings
+from .queries import document
+from .rules import (
+    A_VERIFIER,
+    ROLES,
+    RULESET_VERSION,
+    Context,
+    Dossier,
+    Finding,
+    FormMap,
+    evaluate,
+    mappings_from_settings,
+    resolve,
+    session_for,
+    worst,
+)
+from .rules.engine import UNREADABLE
+from .rules.mapping import FormRevision, revisions_from_rows
 from .rules.priority import priority
+from .store import checks as checks_store
+from .store import ensure_synced, open_db
+from .store import forms as forms_store
 
 BATCH = 500  # dossiers parsed and written per transaction: bounded memory, few commits
+
+__all__ = ["Summary", "config_hash", "describe_roles", "ensure_synced", "form_maps", "named_champ_types", "results",
+           "revision_news", "revision_news_at", "role_maps", "run", "siren_counts", "stale", "stored_revisions"]
 
 
 @dataclass
@@ -34,12 +60,6 @@ class Summary:
     total: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     by_session: Counter[int | None] = field(default_factory=Counter)
-
-
-def ensure_synced(db: sqlite_utils.Database) -> None:
-    """Raises StoreError unless at least one démarche was synced into this database."""
-    if "demarches" not in db.table_names() or not db.execute("SELECT count(*) FROM demarches").fetchone()[0]:
-        raise StoreError("La base n'a jamais été synchronisée : lancez d'abord « itn7 sync ».")
 
 
 def config_hash(settings: Settings, ref_meta: list[dict[str, Any]]) -> str:
@@ -54,23 +74,49 @@ def config_hash(settings: Settings, ref_meta: list[dict[str, Any]]) -> str:
 
 
 def siren_counts(db: sqlite_utils.Database) -> dict[str, int]:
-    """Non-deleted dossiers per applicant SIREN, across both démarches."""
-    rows = db.execute("SELECT siren, count(*) FROM dossiers WHERE deletion_state IS NULL AND raw IS NOT NULL "
-                      "AND siren IS NOT NULL GROUP BY siren")
-    return {siren: count for siren, count in rows}
+    """Live dossiers per applicant SIREN, across both démarches."""
+    return checks_store.siren_counts(db)
 
 
-def _to_check(db: sqlite_utils.Database, chash: str, counts: dict[str, int], force: bool) -> list[int]:
-    sql = """SELECT d.number, d.date_derniere_modification, d.synced_at, d.siren, c.number, c.ruleset_version,
-                    c.config_hash, c.dossier_modified, c.dossier_synced, c.siren_count
-             FROM dossiers d JOIN demarches m ON m.number = d.demarche_number
-             LEFT JOIN checks c ON c.number = d.number
-             WHERE d.raw IS NOT NULL AND d.deletion_state IS NULL ORDER BY d.number"""
+# ---------------------------------------------------------------- forms
+
+
+def _revisions(db: sqlite_utils.Database, demarche_number: int) -> list[FormRevision]:
+    return revisions_from_rows(forms_store.revisions(db, demarche_number))
+
+
+def form_maps(db: sqlite_utils.Database, settings: Settings) -> dict[int, tuple[str, FormMap]]:
+    """Démarche number → (key, every role resolved against all the démarche's stored revisions)."""
+    mappings = mappings_from_settings(settings.mapping)
+    return {m["number"]: (m["key"], resolve(mappings.get(m["key"]) or mappings["general"],
+                                            _revisions(db, m["number"])))
+            for m in forms_store.demarches(db)}
+
+
+def role_maps(db: sqlite_utils.Database, settings: Settings) -> dict[str, FormMap]:
+    """Démarche key → its resolved form: pass it as the mapping of `rules.Dossier` to follow renamed champs."""
+    return {key: form for key, form in form_maps(db, settings).values()}
+
+
+def form_hash(form: FormMap) -> str:
+    """A fingerprint of how a form is read: each role's champ and, per revision, why it cannot be read."""
+    read = {name: [t.descriptor_id, t.problem, sorted(t.gaps.items())] for name, t in form.targets.items()}
+    return hashlib.sha256(json.dumps(read, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- run
+
+
+def _to_check(db: sqlite_utils.Database, chash: str, fhashes: dict[int, str], counts: dict[str, int],
+              force: bool) -> list[int]:
     numbers = []
-    for number, modified, synced, siren, checked, version, hash_, c_modified, c_synced, c_count in db.execute(sql):
-        if (force or checked is None or version != RULESET_VERSION or hash_ != chash or modified != c_modified
-                or synced != c_synced or (siren is not None and counts.get(siren, 0) != c_count)):
-            numbers.append(number)
+    for row in checks_store.previous_checks(db):
+        siren = row["siren"]
+        if (force or row["checked"] is None or row["ruleset_version"] != RULESET_VERSION
+                or row["config_hash"] != chash or row["form_hash"] != fhashes.get(row["demarche_number"])
+                or row["modified"] != row["dossier_modified"] or row["synced"] != row["dossier_synced"]
+                or (siren is not None and counts.get(siren, 0) != row["siren_count"])):
+            numbers.append(row["number"])
     return numbers
 
 
@@ -79,49 +125,54 @@ def _batches(numbers: list[int]) -> Iterator[list[int]]:
         yield numbers[start:start + BATCH]
 
 
+def unreadable_finding(since: str | None) -> Finding:
+    """The finding of a dossier the API could not serialise."""
+    day = f" depuis le {datetime.fromisoformat(since).astimezone(PARIS):%d/%m/%Y}" if since else ""
+    return Finding(UNREADABLE, A_VERIFIER, f"Dossier illisible dans l'API de Démarche Numérique{day} : "
+                   "il est relu à chaque synchronisation.")
+
+
 def run(db: sqlite_utils.Database, settings: Settings, *, force: bool = False) -> Summary:
-    """Checks every non-deleted dossier that needs it and stores the results; returns what was done."""
+    """Checks every live dossier that needs it, and every unreadable one; stores the results."""
     ensure_synced(db)
-    mappings = mappings_from_settings(settings.mapping)
+    forms = form_maps(db, settings)
+    fhashes = {number: form_hash(form) for number, (_, form) in forms.items()}
     ref = refdata_mod.load(db)
     chash = config_hash(settings, refdata_mod.meta(db))
-    counts = siren_counts(db)
+    counts = checks_store.siren_counts(db)
     context = Context(settings=settings, refdata=ref, siren_counts=counts)
-    with db.atomic():  # results of dossiers deleted upstream since their check go away
-        gone = "SELECT number FROM dossiers WHERE deletion_state IS NOT NULL"
-        db.execute(f"DELETE FROM check_findings WHERE dossier_number IN ({gone})")
-        db.execute(f"DELETE FROM checks WHERE number IN ({gone})")
-    numbers = _to_check(db, chash, counts, force)
+    checks_store.forget_deleted(db)
+    unreadable = checks_store.unreadable(db)
+    numbers = sorted(set(_to_check(db, chash, fhashes, counts, force)) | set(unreadable))
     summary = Summary(checked=len(numbers))
     for batch in _batches(numbers):
-        marks = ",".join("?" * len(batch))
-        rows = db.execute(
-            "SELECT d.number, d.demarche_number, m.key, d.date_derniere_modification, d.synced_at, d.siren, d.raw "
-            f"FROM dossiers d JOIN demarches m ON m.number = d.demarche_number WHERE d.number IN ({marks})", batch,
-        ).fetchall()
         checks, findings = [], []
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        for number, demarche_number, key, modified, synced, siren, raw in rows:
-            dossier = Dossier(json.loads(raw), key, mappings.get(key) or mappings["general"])
-            found = evaluate(dossier, context)
-            prio = priority(dossier, context)
+        for row in checks_store.dossiers_to_check(db, batch):
+            number, siren = row["number"], row["siren"]
+            form = forms[row["demarche_number"]][1] if row["demarche_number"] in forms else None
+            found: list[Finding] = []
+            prio: dict[str, Any] = {"score": None, "notes": []}
+            session = session_for(row["date_depot"], settings.sessions)
+            if row["raw"] is not None and form is not None:
+                # A démarche stored without its revisions (never in DS): each dossier is read by its own labels.
+                dossier = Dossier(json.loads(row["raw"]), row["key"], form if form.revisions else form.role_map)
+                found = evaluate(dossier, context)
+                prio = priority(dossier, context)
+                session = session_for(dossier.date_depot, settings.sessions)
+            if number in unreadable:
+                found.append(unreadable_finding(unreadable[number]))
             checks.append({
-                "number": number, "demarche_number": demarche_number,
-                "session": session_for(dossier.date_depot, settings.sessions), "status": worst(found),
-                "priority": json.dumps(prio, ensure_ascii=False), "score": prio["score"],
-                "ruleset_version": RULESET_VERSION, "config_hash": chash, "dossier_modified": modified,
-                "dossier_synced": synced, "siren": siren, "siren_count": counts.get(siren or "", 0),
+                "number": number, "demarche_number": row["demarche_number"], "session": session,
+                "status": worst(found), "priority": json.dumps(prio, ensure_ascii=False), "score": prio["score"],
+                "ruleset_version": RULESET_VERSION, "config_hash": chash,
+                "form_hash": fhashes.get(row["demarche_number"]), "dossier_modified": row["modified"],
+                "dossier_synced": row["synced"], "siren": siren, "siren_count": counts.get(siren or "", 0),
                 "checked_at": stamp,
             })
             findings += [{"dossier_number": number, "position": i, **f.as_dict()} for i, f in enumerate(found)]
-        with db.atomic():
-            db.execute(f"DELETE FROM check_findings WHERE dossier_number IN ({marks})", batch)
-            db.execute(f"DELETE FROM checks WHERE number IN ({marks})", batch)
-            db.table("checks").insert_all(checks, pk="number")
-            db.table("check_findings").insert_all(findings, pk=("dossier_number", "position"))
-    for session, status, count in db.execute(
-            "SELECT c.session, c.status, count(*) FROM checks c JOIN dossiers d ON d.number = c.number "
-            "WHERE d.deletion_state IS NULL GROUP BY c.session, c.status"):
+        checks_store.save_results(db, batch, checks, findings)
+    for session, status, count in checks_store.counts(db):
         summary.total += count
         summary.by_status[status] += count
         summary.by_session[session] += count
@@ -132,68 +183,156 @@ def results(db: sqlite_utils.Database, session: int | None = None, demarche: str
             status: str | None = None) -> list[dict[str, Any]]:
     """Stored results of non-deleted dossiers, as the JSON of `itn7 check --format json`, by dossier number."""
     ensure_synced(db)
-    sql = ("SELECT c.number, m.key, c.session, c.status, c.priority FROM checks c "
-           "JOIN dossiers d ON d.number = c.number JOIN demarches m ON m.number = d.demarche_number "
-           "WHERE d.deletion_state IS NULL")
-    params: list[Any] = []
-    for clause, value in (("c.session = ?", session), ("m.key = ?", demarche), ("c.status = ?", status)):
-        if value is not None:
-            sql += f" AND {clause}"
-            params.append(value)
-    rows = db.execute(sql + " ORDER BY c.number", params).fetchall()
-    by_dossier: dict[int, list[dict[str, str]]] = {}
-    for number, rule, status_, message in db.execute(
-            "SELECT dossier_number, rule, status, message FROM check_findings ORDER BY dossier_number, position"):
-        by_dossier.setdefault(number, []).append({"rule": rule, "status": status_, "message": message})
-    return [{"demarche": key, "number": number, "session": session_, "status": status_,
-             "findings": by_dossier.get(number, []), "priority": json.loads(priority_)}
-            for number, key, session_, status_, priority_ in rows]
+    return [{"demarche": r["demarche"], "number": r["number"], "session": r["session"], "status": r["status"],
+             "findings": r["findings"], "priority": json.loads(r["priority"] or "{}")}
+            for r in checks_store.results(db, session, demarche, status)]
 
 
 def stale(db: sqlite_utils.Database) -> bool:
     """True when stored results no longer match the synced dossiers: a dossier new, changed, restored or
     deleted since its check, or results from another rule set. (Settings changes need `run` to see.)"""
     ensure_synced(db)
-    if "checks" not in db.table_names():
-        return True
-    row = db.execute(
-        """SELECT count(*) FROM dossiers d LEFT JOIN checks c ON c.number = d.number
-           WHERE d.raw IS NOT NULL AND d.deletion_state IS NULL AND (c.number IS NULL
-                 OR c.ruleset_version != ? OR d.synced_at IS NOT c.dossier_synced
-                 OR d.date_derniere_modification IS NOT c.dossier_modified)""", [RULESET_VERSION]).fetchone()
-    deleted = db.execute("SELECT count(*) FROM checks c JOIN dossiers d ON d.number = c.number "
-                         "WHERE d.deletion_state IS NOT NULL").fetchone()
-    return bool(row[0] or deleted[0])
+    return checks_store.stale(db, RULESET_VERSION)
 
 
-def describe_champs(db: sqlite_utils.Database, settings: Settings) -> list[dict[str, Any]]:
-    """Per démarche and synced revision: every champ descriptor with the role it serves, and unmapped roles."""
+# ---------------------------------------------------------------- forms as people read them
+
+
+@dataclass
+class RoleView:
+    """One role of one démarche in `itn7 champs`."""
+
+    role: str
+    label: str  # what was looked for
+    descriptor_id: str | None
+    problem: str | None
+    labels: list[tuple[str, str]]  # (revision day or id, label there), one entry per distinct label
+    missing: list[str]  # revisions (day or id) where the champ is missing
+    retyped: list[str]  # revisions where it has another type
+
+    @property
+    def toml_line(self) -> str | None:
+        """The itn7.toml line that pins this role to its champ's id."""
+        if self.descriptor_id is None:
+            return None
+        return f'{self.role} = "{self.descriptor_id}"  # {self.labels[-1][1] if self.labels else self.label}'
+
+
+@dataclass
+class FormView:
+    """A démarche's form in `itn7 champs`: its revisions, roles, and champs of types the query does not name."""
+
+    key: str
+    number: int
+    revisions: list[FormRevision]
+    roles: list[RoleView]
+    unnamed: list[tuple[str, str, str]]  # (descriptor id, label, type) stored without a typed value
+
+
+def _when(revision: FormRevision) -> str:
+    return revision.day or revision.id
+
+
+def named_champ_types() -> set[str]:
+    """Champ types the dossier query names (inline fragments): any other arrives with its text value only."""
+    named: set[str] = set()
+
+    def walk(node: Any) -> None:
+        condition = getattr(node, "type_condition", None)
+        if condition is not None:
+            named.add(condition.name.value)
+        selection_set = getattr(node, "selection_set", None)
+        for child in getattr(selection_set, "selections", None) or ():
+            walk(child)
+
+    for definition in document("getDossiers").definitions:
+        walk(definition)
+    return named
+
+
+def describe_roles(db: sqlite_utils.Database, settings: Settings) -> list[FormView]:
+    """Per démarche: each role's champ, its label in each revision, where it is missing or retyped."""
     ensure_synced(db)
-    mappings = mappings_from_settings(settings.mapping)
-    revisions = db.execute(
-        "SELECT m.key, m.number, r.id, r.is_active, r.date_publication FROM revisions r "
-        "JOIN demarches m ON m.number = r.demarche_number ORDER BY m.key, r.date_creation, r.id").fetchall()
-    described = []
-    for key, number, revision_id, active, published in revisions:
-        mapping = mappings.get(key)
-        descriptors = [dict(zip(("id", "kind", "parent_id", "type", "label"), row, strict=True)) for row in db.execute(
-            "SELECT id, kind, parent_id, type, label FROM champ_descriptors WHERE revision_id = ? "
-            "ORDER BY kind, parent_id IS NOT NULL, position", [revision_id])]
-        roles_of: dict[str, list[str]] = {}
-        unmapped = []
+    named = named_champ_types()
+    views = []
+    for number, (key, form) in form_maps(db, settings).items():
+        revisions = list(form.revisions)
+        roles = []
         for role in ROLES:
-            if mapping is None or role.name not in mapping.targets:
+            target = form.targets.get(role.name)
+            if target is None:
                 continue
-            scope = [d for d in descriptors
-                     if d["kind"] == role.kind and (d["parent_id"] is None) == (role.parent is None)]
-            by_label = {d["label"]: d for d in scope if d["label"]}
-            found = mapping.find(role.name, {d["id"]: d for d in scope}, by_label)
-            if found is None:
-                unmapped.append(role.name)
-            else:
-                roles_of.setdefault(found["id"], []).append(role.name)
-        for descriptor in descriptors:
-            descriptor["roles"] = roles_of.get(descriptor["id"], [])
-        described.append({"demarche": key or str(number), "revision": revision_id, "active": bool(active),
-                          "published": published, "descriptors": descriptors, "unmapped": unmapped})
-    return described
+            seen: list[tuple[str, str]] = []
+            for revision in revisions:
+                label = target.labels.get(revision.id)
+                if label is not None and (not seen or seen[-1][1] != label):
+                    seen.append((_when(revision), label))
+            roles.append(RoleView(
+                role.name, form.role_map.targets[role.name], target.descriptor_id, target.problem, seen,
+                [_when(r) for r in revisions if target.descriptor_id and target.labels.get(r.id) is None],
+                [_when(r) for r in revisions if r.id in target.gaps and target.labels.get(r.id) is not None]))
+        last_label = {d.id: d.label or "" for r in revisions for d in r.descriptors}
+        unnamed = sorted((descriptor_id, last_label.get(descriptor_id, ""), type_)
+                         for descriptor_id, types in forms_store.champ_types(db, number).items()
+                         for type_ in types if type_ not in named)
+        views.append(FormView(key, number, revisions, roles, unnamed))
+    return views
+
+
+def revision_news(db: sqlite_utils.Database, settings: Settings, before: set[str]) -> list[str]:
+    """One French sentence per revision the last sync brought (stored now, not in `before`) that follows
+    another: the mapped champs it renamed, retyped or removed."""
+    lines = []
+    for _number, (key, form) in form_maps(db, settings).items():
+        revisions = list(form.revisions)
+        for previous, revision in itertools.pairwise(revisions):
+            if revision.id in before:
+                continue
+            renamed, retyped, removed = [], [], []
+            for target in form.targets.values():
+                old = previous.by_id.get(target.descriptor_id or "")
+                new = revision.by_id.get(target.descriptor_id or "")
+                if old is None:
+                    continue
+                if new is None:
+                    removed.append(old.label or old.id)
+                elif new.type != old.type:
+                    unreadable = ", illisible pour les dossiers de cette révision" if revision.id in target.gaps else ""
+                    retyped.append(f"{new.label} ({old.type_name} → {new.type_name}{unreadable})")
+                elif new.label != old.label:
+                    renamed.append(new.label or new.id)
+            parts = []
+            if renamed:
+                parts.append(f"{len(renamed)} libellé{'s' if len(renamed) > 1 else ''} modifié"
+                             f"{'s' if len(renamed) > 1 else ''}, suivi{'s' if len(renamed) > 1 else ''} "
+                             "par identifiant")
+            if retyped:
+                parts.append(f"{len(retyped)} champ{'s' if len(retyped) > 1 else ''} de type modifié : "
+                             f"{', '.join(retyped)}")
+            if removed:
+                parts.append(f"{len(removed)} champ{'s' if len(removed) > 1 else ''} supprimé"
+                             f"{'s' if len(removed) > 1 else ''} : {', '.join(removed)}")
+            when = f" du {revision.day}" if revision.day else ""
+            detail = " ; ".join(parts) or "aucun champ lu par les contrôles n'a changé"
+            lines.append(f"nouvelle révision de la {labels.demarche(key).lower()}{when} : {detail}")
+    return lines
+
+
+def stored_revisions(path: Path) -> set[str]:
+    """The revision ids a database holds, before a sync; none when it does not exist (nor is created)."""
+    if not Path(path).exists():
+        return set()
+    db = open_db(path)
+    try:
+        return forms_store.revision_ids(db)
+    finally:
+        db.close()
+
+
+def revision_news_at(settings: Settings, before: set[str]) -> list[str]:
+    """`revision_news` of the settings' database, after a sync."""
+    db = open_db(settings.db_path)
+    try:
+        return revision_news(db, settings, before)
+    finally:
+        db.close()

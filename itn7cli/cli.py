@@ -143,6 +143,9 @@ def render_files(s: FilesSummary) -> None:
 def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool, quiet: bool,
              files: bool = False, max_mo: int | None = None) -> None:
     """Runs the sync with a progress line per démarche on stderr, then its summary."""
+    from . import check as check_mod
+
+    before = check_mod.stored_revisions(cfg.db_path)  # to name the revisions this sync brings
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
     with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
@@ -170,6 +173,8 @@ def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool,
             progress.update(task, total=1, completed=1)
     if not quiet:
         render_sync(summaries)
+        for line in check_mod.revision_news_at(cfg, before):
+            err.print(line[:1].upper() + line[1:] + ".", soft_wrap=True)
         if files:
             render_files(file_summary)
     # What DS deleted, itn7 forgets: the purge runs once the sync has released the database.
@@ -212,24 +217,38 @@ StatusOption = Annotated[str | None, typer.Option(
     "--status", help="Seulement ce statut : eligible, a_verifier ou ineligible.", case_sensitive=False)]
 
 
+def reason(title: str, message: str, style: str) -> str:
+    """« Titre : message » with the title in the status colour; the title once when the message starts with it."""
+    from rich.markup import escape
+
+    if message.casefold().startswith(title.casefold()):
+        return f"[{style}]{escape(message[:len(title)])}[/]{escape(message[len(title):])}"
+    return f"[{style}]{escape(title)}[/] : {escape(message)}"
+
+
 def render_check(rows: list[dict[str, Any]]) -> None:
     """The results table, then the counts per status and per session."""
     from collections import Counter
 
-    from .rules.engine import STATUS_LABELS
+    from . import labels
+    from .rules import engine
 
+    titles = engine.rule_titles()
     table = Table(title="Contrôle d'éligibilité", show_lines=True)
     for name in ("Démarche", "N°", "Session", "Statut", "Score", "Motifs"):
         table.add_column(name, overflow="fold")
     for row in rows:
         style = STATUS_STYLES[row["status"]]
-        reasons = "\n".join(f"[{STATUS_STYLES[f['status']]}]{f['rule']}[/] : {f['message']}" for f in row["findings"])
-        table.add_row(row["demarche"], str(row["number"]), str(row["session"] or "hors session"),
-                      f"[{style}]{STATUS_LABELS[row['status']]}[/]", str(row["priority"].get("score", "")), reasons)
+        reasons = "\n".join(reason(titles.get(f["rule"], f["rule"]), f["message"], STATUS_STYLES[f["status"]])
+                            for f in row["findings"])
+        score = row["priority"].get("score")
+        table.add_row(labels.demarche(row["demarche"], short=True), str(row["number"]),
+                      str(row["session"] or "hors session"), f"[{style}]{labels.STATUSES[row['status']]}[/]",
+                      "" if score is None else str(score), reasons)
     out.print(table)
     statuses = Counter(row["status"] for row in rows)
     sessions = Counter(row["session"] for row in rows)
-    out.print("Par statut : " + " · ".join(f"{STATUS_LABELS[s]} {statuses[s]}" for s in STATUS_STYLES))
+    out.print("Par statut : " + " · ".join(f"{labels.STATUSES[s]} {statuses[s]}" for s in STATUS_STYLES))
     out.print("Par session : " + " · ".join(f"{'hors session' if k is None else f'session {k}'} {v}"
                                             for k, v in sorted(sessions.items(), key=lambda i: (i[0] is None, i[0]))))
 
@@ -310,13 +329,47 @@ def refdata_update(db: DbOption = None) -> None:
         err.print(f"{table} : {rows} ligne(s) importée(s).")
 
 
+def render_champs(view: Any) -> None:
+    """One démarche's roles: champ id, label per revision, where missing or retyped; the itn7.toml lines."""
+    from rich.markup import escape
+
+    from . import labels
+
+    days = ", ".join(r.day or r.id for r in view.revisions)
+    table = Table(title=f"{labels.demarche(view.key)} (n° {view.number}) — révisions : {days}", show_lines=True)
+    for name in ("Rôle", "Identifiant du champ", "Libellé (révision)", "Absent des révisions", "Remarque"):
+        table.add_column(name, overflow="fold")
+    for role in view.roles:
+        names = "\n".join(f"{escape(label)} [dim]({when})[/]" for when, label in role.labels)
+        note = escape(role.problem or "") or (
+            f"[red]type modifié dans : {', '.join(role.retyped)}[/]" if role.retyped else "")
+        table.add_row(role.role, role.descriptor_id or "[red]—[/]", names or f"[dim]cherché : {escape(role.label)}[/]",
+                      ", ".join(role.missing) or "", note)
+    out.print(table)
+    out.print("Pour fixer chaque rôle à son champ (résiste à tout renommage), à coller dans itn7.toml :")
+    out.print(f"[mapping.{view.key}]", markup=False, highlight=False)
+    for role in view.roles:
+        if role.toml_line:
+            out.print(role.toml_line, markup=False, highlight=False)
+    if view.unnamed:
+        out.print("Champs d'un type que la requête ne nomme pas (valeur gardée en texte seulement) :")
+        for descriptor_id, label, type_ in view.unnamed:
+            out.print(f"  [yellow]{escape(type_)}[/] « {escape(label)} » {descriptor_id}")
+    out.print()
+
+
 @app.command("champs")
 @friendly
 def champs_command(db: DbOption = None) -> None:
-    """Liste, pour chaque démarche et révision synchronisée, les champs et le rôle que les contrôles leur donnent.
+    """Montre, pour chaque démarche, le champ que les contrôles lisent pour chaque rôle, et son libellé dans
+    chaque révision du formulaire.
 
-    Les rôles sans champ correspondant sont nommés : corrigez-les dans [bold][mapping.general][/] ou
-    [bold][mapping.labo][/] d'itn7.toml, par libellé ou identifiant de champ.
+    Un rôle est trouvé par son libellé (celui par défaut ou celui d'itn7.toml) dans une révision, puis
+    suivi par l'identifiant du champ dans toutes les révisions, même renommé. Sont signalés : les
+    révisions où le champ manque ou a changé de type (contrôles illisibles pour leurs dossiers), les
+    libellés ambigus ou introuvables, et les champs d'un type que la requête ne nomme pas. Les lignes
+    affichées sous [bold]\\[mapping.general][/] se collent dans itn7.toml pour fixer chaque rôle à son
+    identifiant.
 
     Exemple : [bold]itn7 champs[/]
     """
@@ -324,17 +377,8 @@ def champs_command(db: DbOption = None) -> None:
     from . import store
 
     cfg = settings(db)
-    for revision in check_mod.describe_champs(store.open_db(cfg.db_path, must_exist=True), cfg):
-        active = " (active)" if revision["active"] else ""
-        table = Table(title=f"{revision['demarche']} — révision {revision['revision']}{active}")
-        for name in ("Nature", "Identifiant", "Type", "Libellé", "Rôle"):
-            table.add_column(name, overflow="fold")
-        for d in revision["descriptors"]:
-            label = ("  ↳ " if d["parent_id"] else "") + (d["label"] or "")
-            table.add_row(d["kind"], d["id"], d["type"] or "", label, ", ".join(d["roles"]) or "[dim]—[/]")
-        out.print(table)
-        missing = ", ".join(revision["unmapped"]) or "aucun"
-        out.print(f"Rôles sans champ dans cette révision : [bold]{missing}[/]")
+    for view in check_mod.describe_roles(store.open_db(cfg.db_path, must_exist=True), cfg):
+        render_champs(view)
 
 
 # ---------------------------------------------------------------- demo
@@ -398,10 +442,10 @@ def demo(
 
 def render_check_summary(summary: Any) -> None:
     """Counts per status and per session of a check run, on stderr."""
-    from .rules.engine import STATUS_LABELS
+    from .labels import STATUSES
 
     err.print(f"Contrôle : {summary.checked} dossier(s) contrôlé(s) sur {summary.total}.")
-    err.print("Par statut : " + " · ".join(f"{STATUS_LABELS[s]} {summary.by_status.get(s, 0)}" for s in STATUS_STYLES))
+    err.print("Par statut : " + " · ".join(f"{STATUSES[s]} {summary.by_status.get(s, 0)}" for s in STATUS_STYLES))
     sessions = sorted(summary.by_session.items(), key=lambda i: (i[0] is None, i[0] or 0))
     err.print("Par session : " + " · ".join(f"{'hors session' if k is None else f'session {k}'} {v}"
                                             for k, v in sessions))

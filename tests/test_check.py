@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from itn7cli import check, store
 from itn7cli.cli import app
 from itn7cli.config import Settings
+from itn7cli.store import unreadable as unreadable_store
 
 from .factory import dossier, find
 
@@ -21,12 +22,20 @@ SETTINGS = Settings()
 
 def demarche(number: int, key: str) -> dict[str, Any]:
     """A démarche whose single revision describes the champs of the factory's dossiers."""
-    descriptors = [{"id": c["champDescriptorId"], "__typename": c["__typename"] + "Descriptor", "label": c["label"],
-                    "required": True, "description": None} for c in dossier(key=key)["champs"]]
+    descriptors = [descriptor(c) for c in dossier(key=key)["champs"]]
     return {"number": number, "id": f"D{number}", "title": f"ITN7 {key}", "state": "publiee",
             "activeRevision": {"id": f"R{number}"},
             "revisions": [{"id": f"R{number}", "champDescriptors": descriptors, "annotationDescriptors": []}],
             "groupeInstructeurs": []}
+
+
+def descriptor(champ: dict[str, Any]) -> dict[str, Any]:
+    """The descriptor of a factory champ; a repetition block describes the champs of its first row."""
+    out = {"id": champ["champDescriptorId"], "__typename": champ["__typename"] + "Descriptor", "label": champ["label"],
+           "required": True, "description": None}
+    if champ.get("rows"):
+        out["champDescriptors"] = [descriptor(c) for c in champ["rows"][0]["champs"]]
+    return out
 
 
 def save(db: sqlite_utils.Database, *nodes: dict[str, Any], number: int = 100) -> None:
@@ -41,7 +50,14 @@ def db(tmp_path: Path) -> sqlite_utils.Database:
     store.save_demarche(database, "labo", demarche(200, "labo"))
     save(database, dossier(1), dossier(2))
     save(database, dossier(3, key="labo"), number=200)
+    synced(database)
     return database
+
+
+def synced(db: sqlite_utils.Database) -> None:
+    """Records a completed sync, as `itn7 sync` does at its end."""
+    db.table("sync_state").upsert({"demarche_number": 100, "last_success_at": "2021-06-01T10:00:00+00:00"},
+                                  pk="demarche_number")
 
 
 def other_applicant(raw: dict[str, Any], siren: str = "210400701", siret: str = "21040070100012") -> dict[str, Any]:
@@ -51,13 +67,19 @@ def other_applicant(raw: dict[str, Any], siren: str = "210400701", siret: str = 
 
 
 def test_results_come_back_from_the_database_as_the_json_of_issue_3(db: sqlite_utils.Database) -> None:
-    save(db, other_applicant(dossier(2)))  # dossiers 1 and 3 share Aiglun, under the limit of 2
+    inclusive = other_applicant(dossier(2))  # dossiers 1 and 3 share Aiglun, under the limit of 2
+    find(inclusive, "La solution retenue est-elle un logiciel libre ?")["yesNo"] = True
+    find(inclusive, "Objectifs du projet")["text"] = "Former des médiateurs à la médiation numérique."
+    save(db, inclusive)
     check.run(db, SETTINGS)
-    priority = check.results(db)[0]["priority"]
+    without_refdata = {"zrr": None, "taille": None, "population": None, "libre_mots": [],
+                       "notes": ["données de référence absentes",
+                                 "description de la situation existante absente ou très courte"]}
     assert check.results(db, demarche="general") == [
-        {"demarche": "general", "number": 1, "session": 1, "status": "eligible", "findings": [], "priority": priority},
+        {"demarche": "general", "number": 1, "session": 1, "status": "eligible", "findings": [],
+         "priority": {**without_refdata, "libre": False, "bonus": [], "score": 0.0}},
         {"demarche": "general", "number": 2, "session": 1, "status": "eligible", "findings": [],
-         "priority": check.results(db)[1]["priority"]},
+         "priority": {**without_refdata, "libre": True, "bonus": ["inclusion"], "score": 2.0}},
     ]
 
 
@@ -138,10 +160,71 @@ def test_check_on_a_database_never_synced_fails_with_a_french_message(tmp_path: 
     store.open_db(tmp_path / "vide.db").close()
     result = CliRunner().invoke(app, ["check", "--db", str(tmp_path / "vide.db"), "--format", "json"])
     assert (result.exit_code, result.stdout, result.stderr) == (
-        5, "", "Erreur : La base n'a jamais été synchronisée : lancez d'abord « itn7 sync ».\n")
+        5, "", "Erreur : La base n'a jamais été synchronisée jusqu'au bout : lancez d'abord « itn7 sync ».\n")
 
 
 def test_every_new_command_has_a_french_help_with_an_example() -> None:
     helps = [CliRunner().invoke(app, [*command, "--help"]).stdout
              for command in (["check"], ["champs"], ["refdata", "import"], ["refdata", "update"])]
     assert [("Exemple" in h, "Usage" in h) for h in helps] == [(True, True)] * 4
+
+
+def unreadable(db: sqlite_utils.Database, number: int, demarche_number: int = 100) -> None:
+    """What the sync writes for a dossier the API cannot serialise: a stub row (if new) and its note."""
+    with db.atomic():
+        if not db.execute("SELECT count(*) FROM dossiers WHERE number = ?", [number]).fetchone()[0]:
+            db.table("dossiers").insert({"number": number, "demarche_number": demarche_number,
+                                         "date_depot": "2021-06-02T10:00:00+02:00"})
+        unreadable_store.record(db, demarche_number, number, "invalid_null")
+        db.execute("UPDATE unreadable_dossiers SET first_seen_at = '2021-06-03T08:00:00+00:00' WHERE number = ?",
+                   [number])
+
+
+UNREADABLE_MESSAGE = ("Dossier illisible dans l'API de Démarche Numérique depuis le 03/06/2021 : il est relu à chaque "
+                      "synchronisation.")
+
+
+def test_a_dossier_the_api_cannot_read_is_shown_to_be_verified_in_its_session(db: sqlite_utils.Database) -> None:
+    unreadable(db, 9)
+    summary = check.run(db, SETTINGS)
+    [row] = [r for r in check.results(db) if r["number"] == 9]
+    assert (summary.total, row) == (4, {
+        "demarche": "general", "number": 9, "session": 2, "status": "a_verifier",
+        "findings": [{"rule": "donnees_illisibles", "status": "a_verifier", "message": UNREADABLE_MESSAGE}],
+        "priority": {"score": None, "notes": []}})
+
+
+def test_a_dossier_read_before_keeps_its_verdicts_and_says_it_is_no_longer_readable(
+        db: sqlite_utils.Database) -> None:
+    save(db, other_applicant(dossier(2)))
+    unreadable(db, 2)
+    check.run(db, SETTINGS)
+    [row] = [r for r in check.results(db) if r["number"] == 2]
+    assert (row["status"], row["findings"]) == (
+        "a_verifier", [{"rule": "donnees_illisibles", "status": "a_verifier", "message": UNREADABLE_MESSAGE}])
+
+
+def test_an_unreadable_dossier_is_checked_again_at_every_run_and_leaves_once_read(db: sqlite_utils.Database) -> None:
+    unreadable(db, 9)
+    check.run(db, SETTINGS)
+    again = check.run(db, SETTINGS).checked
+    with db.atomic():
+        unreadable_store.clear(db, [9])
+        store.mark_deleted(db, 100, [{"number": 9, "dateSupression": "2021-06-05T10:00:00+02:00"}], "supprime")
+    check.run(db, SETTINGS)
+    assert (again, [r["number"] for r in check.results(db)]) == (1, [1, 2, 3])
+
+
+def test_export_sees_an_unreadable_dossier_without_results_as_stale(db: sqlite_utils.Database) -> None:
+    check.run(db, SETTINGS)
+    before = check.stale(db)
+    unreadable(db, 9)
+    assert (before, check.stale(db)) == (False, True)
+
+
+def test_the_table_titles_each_reason_with_its_rule(db: sqlite_utils.Database) -> None:
+    path = Path(str(db.conn.execute("PRAGMA database_list").fetchone()[2]))
+    db.close()
+    result = CliRunner().invoke(app, ["check", "--db", str(path), "--quiet", "--demarche", "labo"],
+                                env={"COLUMNS": "300"})
+    assert "Dossiers par porteur : Le porteur (SIREN 210400016) a déposé 3 dossiers" in result.stdout

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from itn7cli import refdata, store
+from itn7cli import annotate, refdata, store
 from itn7cli.config import Settings
-from itn7cli.rules import Context, Dossier, Finding, evaluate, mappings_from_settings, session_for, worst
+from itn7cli.export import sheets
+from itn7cli.labels import STATUSES
+from itn7cli.rules import Context, Dossier, Finding, engine, evaluate, mappings_from_settings, session_for, worst
 from itn7cli.rules.engine import A_VERIFIER, ELIGIBLE, INELIGIBLE
 from itn7cli.rules.priority import priority
 
@@ -407,8 +409,8 @@ def test_a_project_ending_on_december_31_2022_is_in_time() -> None:
 def test_a_required_champ_missing_from_the_form_is_unreadable_once() -> None:
     raw = drop(dossier(), "Montant de la subvention sollicitée (€)")
     assert check(raw) == [Finding("donnees_illisibles", A_VERIFIER, "Champ introuvable pour « Montant de la subvention "
-                                  "sollicitée (€) » (rôle subvention, cherché : « Q2hhbXAtMTAzNg== » / « Montant de la "
-                                  "subvention sollicitée (€) ») : formulaire modifié ou correspondance à revoir.")]
+                                  "sollicitée (€) » (rôle subvention, cherché : « Montant de la subvention sollicitée "
+                                  "(€) ») : formulaire modifié ou correspondance à revoir.")]
 
 
 def test_an_amount_champ_of_an_unexpected_type_is_unreadable() -> None:
@@ -456,3 +458,41 @@ def test_a_piece_champ_holding_files_is_counted() -> None:
     raw["champs"].append(files(1044, "Délibération ou engagement des collectivités partenaires", count=2))
     mapping = mappings_from_settings({})["general"]
     assert Dossier(raw, "general", mapping).files("piece_deliberation") == 2
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def test_a_bug_in_a_rule_surfaces_as_a_bug_not_as_a_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(d: Dossier, ctx: Context) -> list[Finding]:
+        return [Finding("calendrier", A_VERIFIER, d.raw["no such key"])]
+
+    monkeypatch.setattr(engine, "REGISTRY", [engine.Rule("calendrier", broken)])
+    with pytest.raises(KeyError, match="no such key"):
+        check(dossier())
+
+
+def test_only_unreadable_data_becomes_donnees_illisibles(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(d: Dossier, ctx: Context) -> list[Finding]:
+        raise engine.Unreadable("Champ illisible.")
+
+    monkeypatch.setattr(engine, "REGISTRY", [engine.Rule("calendrier", unreadable)])
+    assert check(dossier()) == [Finding("donnees_illisibles", A_VERIFIER, "Champ illisible.")]
+
+
+def test_a_rule_id_is_declared_once() -> None:
+    with pytest.raises(ValueError, match="declared twice"):
+        engine.declare("calendrier", order=999, title="Calendrier", label="calendrier", family=(A_VERIFIER,))
+
+
+def test_the_readme_rules_table_is_the_registry() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| règle | statut | ce qui est vérifié |"):]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:] if line.startswith("| `")]
+    assert [(rule.strip(" `"), status.strip()) for rule, status in rows] == [
+        (rule_id, " / ".join(STATUSES[s] for s in engine.SPECS[rule_id].family)) for rule_id in engine.RULE_IDS]
+
+
+def test_the_workbook_and_the_annotation_name_rules_from_the_registry() -> None:
+    assert (sheets.RULE_LABELS["hors_region"], annotate.RULE_LABELS["hors_region"], list(sheets.RULE_LABELS)) == (
+        engine.SPECS["hors_region"].title, engine.SPECS["hors_region"].label, engine.RULE_IDS)

@@ -15,7 +15,8 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.properties import PageSetupProperties
 
 from ..config import Settings
-from ..rules.engine import STATUS_LABELS
+from ..labels import STATUSES as STATUS_LABELS
+from ..rules import engine as rules_engine
 from .cells import (
     AMOUNT_FORMAT,
     BOLD,
@@ -44,13 +45,7 @@ from .cells import (
 )
 from .data import DEMARCHE_LABELS, DEPARTEMENTS, STATE_LABELS, Freshness, Row, SessionTotals, dossier_url
 
-RULE_LABELS = {
-    "porteur_type": "Type de porteur", "hors_region": "Hors région", "hors_delai": "Hors délai",
-    "depenses_ineligibles": "Dépenses inéligibles", "plafond_commune": "Plafond commune",
-    "incoherence_montants": "Montants incohérents", "urbanisme": "Urbanisme (exclu)", "archivage": "Archivage (axe 2)",
-    "pieces_manquantes": "Pièces manquantes", "labo_absent": "Laboratoire absent", "multi_porteurs": "Multi-porteurs",
-    "limite_porteur": "Dossiers par porteur", "calendrier": "Calendrier", "donnees_illisibles": "Données illisibles",
-}
+RULE_LABELS = rules_engine.rule_titles()  # « Hors région »: the rule registry's titles
 STATUSES = {status: label.capitalize() for status, label in STATUS_LABELS.items()}  # « À vérifier »
 FINDING_LABELS = {**STATUSES, "eligible": "Information"}
 STATUS_ORDER = ("ineligible", "a_verifier", "eligible")

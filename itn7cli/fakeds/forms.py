@@ -126,10 +126,27 @@ class Descriptor:
         return out
 
 
-def _champs(key: str, *, old: bool = False, date_as_text: bool = False) -> list[Descriptor]:
+# The mid-call revision of the general démarche rewords six champs. Editing a published champ clones its
+# type de champ with the same stable id, so the champ keeps its id (app/models/procedure_revision.rb,
+# `find_and_ensure_exclusive_use`; DS itself diffs revisions by stable id, `compare_revision_types_de_champ`).
+RENAMED = {
+    "population": "Population municipale (INSEE)",
+    "contact_nom": "Contact opérationnel : prénom et nom",
+    "objectifs": "Objectifs poursuivis",
+    "solution": "Solution numérique retenue et raisons de ce choix",
+    "libre": "Cette solution est-elle un logiciel libre ou un commun numérique ?",
+    "piece_presentation": "Présentation détaillée du projet",
+}
+# …and removes one: the new revision's dossiers have no such champ (same file, `remove_type_de_champ`).
+REMOVED = ("inscription",)
+
+
+def _champs(key: str, *, old: bool = False, date_as_text: bool = False, reworded: bool = False) -> list[Descriptor]:
     base = 1000 if key == "general" else 2000
 
     def d(role: str, kind: str, label: str, required: bool = False, **kw: Any) -> Descriptor:
+        if reworded:
+            label = RENAMED.get(role, label)
         return Descriptor(base + ROLE_OFFSETS[role], kind, label, required, **kw)
 
     multi = base + ROLE_OFFSETS["multi_porteur"]
@@ -179,7 +196,7 @@ def _champs(key: str, *, old: bool = False, date_as_text: bool = False) -> list[
         d("solution", "Textarea", "Solution numérique envisagée et justification de son choix"),
         d("libre", "YesNo", "La solution retenue est-elle un logiciel libre ?", True),
     ]
-    if not old:
+    if not old and not (reworded and "inscription" in REMOVED):
         champs.append(d("inscription", "MultipleDropDownList", "Le projet s'inscrit dans", options=INSCRIPTIONS))
     champs += [
         d("date_fin", "Text" if date_as_text else "Date", "Date prévisionnelle de fin du projet", True),
@@ -253,16 +270,18 @@ class Revision:
 
 
 def revisions_for(key: str, first_number: int) -> list[Revision]:
-    """The revisions of a démarche, oldest first: four for "general", one for "labo"."""
+    """The revisions of a démarche, oldest first: five for "general", one for "labo"."""
     if key == "general":
         return [
             Revision(first_number, "2021-02-15T10:12:00+01:00", _champs(key, old=True), _annotations(key)),
             Revision(first_number + 1, "2021-04-20T09:30:00+02:00", _champs(key), _annotations(key)),
+            # In the middle of session 2, six champs are reworded and one removed (RENAMED, REMOVED).
+            Revision(first_number + 2, "2021-07-01T09:00:00+02:00", _champs(key, reworded=True), _annotations(key)),
             # For one week an administrator turned the end date into free text, then put it back:
             # the dossiers filed that week carry a champ the rules cannot read as a date.
-            Revision(first_number + 2, "2021-09-06T10:00:00+02:00", _champs(key, date_as_text=True),
+            Revision(first_number + 3, "2021-09-06T10:00:00+02:00", _champs(key, date_as_text=True, reworded=True),
                      _annotations(key)),
-            Revision(first_number + 3, "2021-09-13T09:00:00+02:00", _champs(key), _annotations(key)),
+            Revision(first_number + 4, "2021-09-13T09:00:00+02:00", _champs(key, reworded=True), _annotations(key)),
         ]
     return [Revision(first_number, "2021-02-16T11:00:00+01:00", _champs(key), _annotations(key))]
 

@@ -30,7 +30,8 @@ def is_excluded(nature: str) -> bool:
     return normalize(nature).startswith(EXCLUDED_NATURES)
 
 
-@rule("depenses_ineligibles")
+@rule("depenses_ineligibles", order=40, title="Dépenses inéligibles", label="dépenses non finançables",
+      family=(INELIGIBLE, A_VERIFIER))
 def depenses_par_nature(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """Expense lines of an excluded nature: all of them → ineligible; some → review with the remaining base."""
     lines = expense_lines(d)
@@ -48,7 +49,8 @@ def depenses_par_nature(d: Dossier, ctx: Context) -> Iterable[Finding]:
                   f"{euros(excluded_total)}, assiette éligible restante {euros(base)}.")
 
 
-@rule("plafond_commune")
+@rule("plafond_commune", order=50, title="Plafond commune", label="plafond communal dépassé",
+      family=(A_VERIFIER,))
 def plafond_commune(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """A single commune asks more than the cap; an EPCI over the cap is information unless configured."""
     _, requested = d.amount("subvention", required=True)
@@ -65,7 +67,8 @@ def plafond_commune(d: Dossier, ctx: Context) -> Iterable[Finding]:
                       "rurales, le comité décide.")
 
 
-@rule("incoherence_montants")
+@rule("incoherence_montants", order=60, title="Montants incohérents", label="montants incohérents",
+      family=(A_VERIFIER,))
 def incoherence_montants(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """Missing or negative amounts, a grant above the cost, a cost unlike the sum of expense lines."""
     cost_champ, cost = d.amount("cout_total", required=True)

@@ -8,7 +8,8 @@ from .engine import A_VERIFIER, INELIGIBLE, Context, Finding, Unreadable, paris_
 from .mapping import Dossier
 
 
-@rule("hors_delai")
+@rule("hors_delai", order=30, title="Hors délai", label="déposé hors délai",
+      family=(INELIGIBLE,))
 def hors_delai(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """Filed after the last closing of the calendar (compared as instants, Paris time)."""
     filed = parse_instant(d.date_depot)
@@ -20,7 +21,8 @@ def hors_delai(d: Dossier, ctx: Context) -> Iterable[Finding]:
                       f"dernière clôture de l'appel, le {paris_text(last)}.")
 
 
-@rule("calendrier")
+@rule("calendrier", order=130, title="Calendrier", label="calendrier du projet",
+      family=(A_VERIFIER,))
 def calendrier(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """Planned end date after the call's horizon (results expected by the end of 2022)."""
     champ, end = d.date("date_fin", required=True)

@@ -1,8 +1,9 @@
 """The rule engine: findings and statuses, the registry of rules, sessions, evaluation of one dossier.
 
-Every rule is a small function registered under its id from RULES.md. A rule yields findings;
-a champ it cannot read raises `Unreadable`, which the engine turns into a `donnees_illisibles`
-finding, so a changed form never crashes a run.
+Every rule is declared once (`declare`, or `rule(..., order=…)`) with its id from RULES.md, its
+French title and label and its status family, and is one or more small functions. A rule yields
+findings; a champ it cannot read raises `Unreadable`, which the engine turns into a
+`donnees_illisibles` finding, so a changed form never stops a run. Any other exception is a bug.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ if TYPE_CHECKING:
     from ..refdata import RefData
     from .mapping import Dossier
 
-# Bump whenever a rule, a keyword list or the score changes: every stored result becomes stale.
-RULESET_VERSION = "2021.3-2"
+# Bump whenever a rule, a keyword list, the score or the reading of forms changes: every stored result becomes stale.
+RULESET_VERSION = "2021.3-3"
 
 ELIGIBLE = "eligible"
 A_VERIFIER = "a_verifier"
 INELIGIBLE = "ineligible"
 SEVERITY = {ELIGIBLE: 0, A_VERIFIER: 1, INELIGIBLE: 2}
-STATUS_LABELS = {ELIGIBLE: "éligible", A_VERIFIER: "à vérifier", INELIGIBLE: "inéligible"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,22 @@ RuleFunction = Callable[["Dossier", Context], Iterable[Finding]]
 
 
 @dataclass(frozen=True)
+class RuleSpec:
+    """A rule as people read it, declared once: the workbook, the annotation, `itn7 check` and the
+    README's table all read these texts.
+
+    `order` places its findings (hard rules first); `title` names it in a column (« Hors région »);
+    `label` names it inside a sentence (« siège hors région »); `family` lists the statuses it can give
+    besides information (an `eligible` finding)."""
+
+    id: str
+    order: int
+    title: str
+    label: str
+    family: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     function: RuleFunction
@@ -70,26 +86,63 @@ class Rule:
         return (self.function.__doc__ or "").strip()
 
 
-# The rule ids of RULES.md, in the order findings are listed (hard rules first).
-RULE_IDS = (
-    "porteur_type", "hors_region", "hors_delai", "depenses_ineligibles", "plafond_commune", "incoherence_montants",
-    "urbanisme", "archivage", "pieces_manquantes", "labo_absent", "multi_porteurs", "limite_porteur",
-    "calendrier", "donnees_illisibles",
-)
-REGISTRY: list[Rule] = []
+SPECS: dict[str, RuleSpec] = {}
+RULE_IDS: list[str] = []  # every declared rule id, in the order findings are listed
+REGISTRY: list[Rule] = []  # every rule function, in that order
 
 
-def rule(rule_id: str) -> Callable[[RuleFunction], RuleFunction]:
-    """Registers a rule function under its RULES.md id; several functions may share one id."""
-    if rule_id not in RULE_IDS:
-        raise ValueError(f"unknown rule id {rule_id!r}: add it to RULE_IDS and RULES.md")
+def declare(rule_id: str, *, order: int, title: str, label: str, family: tuple[str, ...]) -> RuleSpec:
+    """Declares a rule once: its id (as in RULES.md), its place, its French title and label, its statuses."""
+    if rule_id in SPECS:
+        raise ValueError(f"rule {rule_id!r} is declared twice")
+    if any(spec.order == order for spec in SPECS.values()):
+        raise ValueError(f"rule {rule_id!r}: order {order} is taken")
+    spec = SPECS[rule_id] = RuleSpec(rule_id, order, title, label, family)
+    RULE_IDS[:] = sorted(SPECS, key=lambda i: SPECS[i].order)
+    REGISTRY.sort(key=_position)
+    return spec
+
+
+def _position(registered: Rule) -> int:
+    spec = SPECS.get(registered.id)
+    return spec.order if spec else 1_000_000  # declared later in the same package import
+
+
+def rule(rule_id: str, *, order: int | None = None, title: str = "", label: str = "",
+         family: tuple[str, ...] = ()) -> Callable[[RuleFunction], RuleFunction]:
+    """Registers a rule function; with `order`, declares the rule as well (once per id, see `declare`).
+
+    Several functions may share one id: the first declares it, the others give only the id."""
+    if order is not None:
+        declare(rule_id, order=order, title=title, label=label, family=family)
 
     def register(function: RuleFunction) -> RuleFunction:
         REGISTRY.append(Rule(rule_id, function))
-        REGISTRY.sort(key=lambda r: RULE_IDS.index(r.id))  # stable: same-id functions keep import order
+        REGISTRY.sort(key=_position)  # stable: same-id functions keep import order
         return function
 
     return register
+
+
+def check_registry() -> None:
+    """Every registered function belongs to a declared rule: called once all rule modules are imported."""
+    undeclared = sorted({r.id for r in REGISTRY} - set(SPECS))
+    if undeclared:
+        raise ValueError(f"rules registered but never declared: {', '.join(undeclared)}")
+
+
+def rule_titles() -> dict[str, str]:
+    """Rule id → title, for columns (« Hors région »)."""
+    return {rule_id: SPECS[rule_id].title for rule_id in RULE_IDS}
+
+
+def rule_labels() -> dict[str, str]:
+    """Rule id → label, for sentences (« siège hors région »)."""
+    return {rule_id: SPECS[rule_id].label for rule_id in RULE_IDS}
+
+
+UNREADABLE = "donnees_illisibles"
+declare(UNREADABLE, order=140, title="Données illisibles", label="données illisibles", family=(A_VERIFIER,))
 
 
 def worst(findings: Iterable[Finding]) -> str:
@@ -98,17 +151,15 @@ def worst(findings: Iterable[Finding]) -> str:
 
 
 def evaluate(dossier: Dossier, context: Context) -> list[Finding]:
-    """Runs every registered rule; unreadable data becomes one `donnees_illisibles` finding per champ."""
+    """Runs every registered rule; unreadable data becomes one `donnees_illisibles` finding per message.
+
+    Only `Unreadable` is caught: any other exception in a rule is a bug, and surfaces as one."""
     findings: list[Finding] = []
     for registered in REGISTRY:
         try:
             findings.extend(registered.function(dossier, context))
         except Unreadable as exc:
-            findings.append(Finding("donnees_illisibles", A_VERIFIER, exc.message))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            # Malformed JSON from an unexpected form: report it, never stop the run.
-            message = f"Données inattendues pour la règle {registered.id} ({type(exc).__name__} : {exc})."
-            findings.append(Finding("donnees_illisibles", A_VERIFIER, message))
+            findings.append(Finding(UNREADABLE, A_VERIFIER, exc.message))
     unique: dict[tuple[str, str], Finding] = {}
     for finding in findings:
         unique.setdefault((finding.rule, finding.message), finding)

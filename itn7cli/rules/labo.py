@@ -8,7 +8,8 @@ from .engine import A_VERIFIER, Context, Finding, rule
 from .mapping import Dossier
 
 
-@rule("labo_absent")
+@rule("labo_absent", order=100, title="Laboratoire absent", label="laboratoire d'innovation absent",
+      family=(A_VERIFIER,))
 def labo_absent(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """Démarche « labo »: a laboratoire d'innovation territoriale must be named, with its engagement letter."""
     if d.demarche_key != "labo":

@@ -11,7 +11,8 @@ from .engine import A_VERIFIER, Context, Finding, rule
 from .mapping import Dossier
 
 
-@rule("limite_porteur")
+@rule("limite_porteur", order=120, title="Dossiers par porteur", label="trop de dossiers du même porteur",
+      family=(A_VERIFIER,))
 def limite_porteur(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """The same applicant (SIREN) has more dossiers than the configured limit: all of them are flagged."""
     if not d.siren:

@@ -11,7 +11,8 @@ from .mapping import Dossier
 from .porteur import ELIGIBLE_CJ, REVIEW_CJ
 
 
-@rule("multi_porteurs")
+@rule("multi_porteurs", order=110, title="Multi-porteurs", label="partenaires à vérifier",
+      family=(A_VERIFIER,))
 def multi_porteurs(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """Multi-porteur answer consistent with the partners listed, an operational contact, eligible partners."""
     multi = d.yes_no("multi_porteur", required=True)

@@ -12,7 +12,8 @@ from .texte import normalize
 SERVICE_NATURES = ("etude", "accompagnement", "developpement", "formation")
 
 
-@rule("pieces_manquantes")
+@rule("pieces_manquantes", order=90, title="Pièces manquantes", label="pièces manquantes",
+      family=(A_VERIFIER,))
 def pieces_manquantes(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """No presentation document, no annexe 1, or no quote while expense lines buy a service."""
     missing = []

@@ -54,7 +54,8 @@ def is_epci(d: Dossier) -> bool:
     return d.text("type_collectivite").lower() in ("epci", "métropole")
 
 
-@rule("porteur_type")
+@rule("porteur_type", order=10, title="Type de porteur", label="type de porteur",
+      family=(INELIGIBLE, A_VERIFIER))
 def porteur_type(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """The applicant must be a commune, département, région or EPCI à fiscalité propre (INSEE code)."""
     if d.demandeur_type == "PersonnePhysique":
@@ -83,7 +84,8 @@ def porteur_type(d: Dossier, ctx: Context) -> Iterable[Finding]:
                   f"peuvent candidater{hint}.")
 
 
-@rule("hors_region")
+@rule("hors_region", order=20, title="Hors région", label="siège hors région",
+      family=(INELIGIBLE, A_VERIFIER))
 def hors_region(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """The applicant's seat must be in PACA (départements 04, 05, 06, 13, 83, 84)."""
     if d.demandeur_type == "PersonnePhysique":

@@ -12,7 +12,8 @@ The score, out of 9:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .engine import Context, Unreadable
 from .mapping import Dossier
@@ -46,6 +47,7 @@ INSCRIPTION_THEMES = {"une demarche d'inclusion": "inclusion", "la reprise de l'
                       "l'exercice de la citoyennete": "citoyennete"}
 SHORT_DESCRIPTION = 200  # characters: "an empty or very short description" (REFERENCE.md B5)
 MISSING_REFDATA = "données de référence absentes"
+T = TypeVar("T")
 
 
 def size_class(population: int | None, ctx: Context) -> str | None:
@@ -64,43 +66,46 @@ def territory(d: Dossier, ctx: Context, notes: list[str]) -> tuple[float | None,
     found = ctx.refdata.applicant(d.siren, d.city_code if d.cj == "7210" else None)
     if found is None:
         notes.append(f"porteur absent des données de référence (SIREN {d.siren or 'inconnu'})")
-        declared = d.amount("population")[1] if d.champ("population") else None
+        declared = readable(notes, lambda: d.amount("population")[1] if d.champ("population") else None, None)
         if declared is not None:
             notes.append("population déclarée par le porteur")
         return None, int(declared) if declared is not None else None
     return found
 
 
-def themes(d: Dossier, texts: list[Text]) -> list[str]:
+def themes(d: Dossier, texts: list[Text], notes: list[str]) -> list[str]:
     found = {name for name, family in BONUS.items() if hits(family, texts, limit=1)}
-    for value in d.values("inscription"):
+    ticked: list[str] = readable(notes, lambda: d.values("inscription"), [])
+    for value in ticked:
         for prefix, name in INSCRIPTION_THEMES.items():
             if normalize(value).startswith(prefix):
                 found.add(name)
     return sorted(found)
 
 
-def priority(d: Dossier, ctx: Context) -> dict[str, Any]:
-    """The priority criteria and the documented score of one dossier; unreadable champs become a note."""
+def readable(notes: list[str], read: Callable[[], T], default: T) -> T:
+    """`read()`, or `default` with the reason in the notes when its champ cannot be read: one criterion
+    lost, never the whole score."""
     try:
-        return _priority(d, ctx)
+        return read()
     except Unreadable as exc:
-        return {"zrr": None, "taille": None, "population": None, "libre": None, "libre_mots": [], "bonus": [],
-                "score": 0.0, "notes": [exc.message]}
+        notes.append(exc.message)
+        return default
 
 
-def _priority(d: Dossier, ctx: Context) -> dict[str, Any]:
+def priority(d: Dossier, ctx: Context) -> dict[str, Any]:
+    """The priority criteria and the documented score of one dossier; unreadable champs become notes."""
     notes: list[str] = []
     zrr, population = territory(d, ctx, notes)
-    texts = project_texts(d)
-    declared_libre = d.yes_no("logiciel_libre")
+    texts: list[Text] = readable(notes, lambda: project_texts(d), [])
+    declared_libre = readable(notes, lambda: d.yes_no("logiciel_libre"), None)
     libre_words = [word for word, _ in hits(LIBRE, texts)]
-    bonus = themes(d, texts)
+    bonus = themes(d, texts, notes)
     taille = size_class(population, ctx)
-    if len(d.text("situation")) < SHORT_DESCRIPTION:
+    if len(readable(notes, lambda: d.text("situation"), "")) < SHORT_DESCRIPTION:
         notes.append("description de la situation existante absente ou très courte")
     score = (2 * (zrr or 0.0) + {"petite": 2, "moyenne": 1}.get(taille or "", 0)
              + (1 if declared_libre or libre_words else 0) + len(bonus))
     return {"zrr": None if zrr is None else round(zrr, 2), "taille": taille, "population": population,
             "libre": declared_libre, "libre_mots": libre_words, "bonus": bonus, "score": round(score, 1),
-            "notes": notes}
+            "notes": list(dict.fromkeys(notes))}

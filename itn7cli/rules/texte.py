@@ -155,7 +155,8 @@ def describe(matches: list[tuple[str, str]]) -> str:
     return " ; ".join(context for _, context in matches)
 
 
-@rule("urbanisme")
+@rule("urbanisme", order=70, title="Urbanisme (exclu)", label="urbanisme (Démat.ADS)",
+      family=(A_VERIFIER,))
 def urbanisme(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """Texts about dematerialising urbanism authorisations (ADS, permis de construire…): excluded."""
     found = hits(URBANISM, project_texts(d))
@@ -164,7 +165,8 @@ def urbanisme(d: Dossier, ctx: Context) -> Iterable[Finding]:
                       f"de cet appel (programme Démat.ADS) : {describe(found)}.")
 
 
-@rule("archivage")
+@rule("archivage", order=80, title="Archivage (axe 2)", label="archivage (Axe 2)",
+      family=(A_VERIFIER,))
 def archivage(d: Dossier, ctx: Context) -> Iterable[Finding]:
     """Texts about departmental or communal archiving: such projects belong to Axe 2."""
     found = hits(ARCHIVING, project_texts(d))

@@ -254,6 +254,13 @@ def m005_unreadable_dossiers(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m008_checks_form_hash(db: sqlite_utils.Database) -> None:
+    # A fingerprint of how the dossier's démarche form was read (roles → champs per revision): a new
+    # revision that changes it re-checks that démarche's dossiers.
+    db.execute("ALTER TABLE checks ADD COLUMN form_hash TEXT")
+
+
+@migrations()
 def m011_personal_data(db: sqlite_utils.Database) -> None:
     # The démarche's retention in months (DS's dureeConservationDossiers); when a dossier's personal data
     # was erased here (its row stays as a tombstone); attachments still to delete from disk after an
