@@ -24,6 +24,7 @@ from itn7cli.api import DSClient
 from itn7cli.cli import app
 from itn7cli.errors import ApiError, AuthError
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+from itn7cli.store import syncstate
 
 from .syncutil import TOKEN, content, env_for, run_sync
 
@@ -67,13 +68,20 @@ def test_a_first_sync_stores_every_visible_dossier_once_with_its_data(
     assert db.execute("SELECT count(*) FROM v_champs").fetchone()[0] > 0
 
 
-def test_a_second_sync_without_changes_makes_at_most_three_requests_per_demarche_and_changes_nothing(
+def test_a_second_sync_without_changes_makes_three_requests_per_demarche_plus_one_per_incomplete_company(
         server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
     run_sync(server, tmp_path / "a.db", dataset.numbers)
     before = content(tmp_path / "a.db")
+    db = store.open_db(tmp_path / "a.db")
+    incomplete = db.execute("SELECT count(*) FROM dossiers WHERE demandeur_type = 'PersonneMoraleIncomplete'"
+                            ).fetchone()[0]
+    assert incomplete >= 1  # the dataset has one: DS may complete it without touching the dossier
     server.stats.reset()
     summaries = run_sync(server, tmp_path / "a.db", dataset.numbers)
-    assert server.stats.requests <= 3 * len(dataset.numbers)
+    # Metadata, one page of the incremental stream (its overlap included) and deletions per démarche,
+    # and a re-read by number of each demandeur whose company data DS had not fetched.
+    assert server.stats.operations == {"getDemarche": 2, "getDossiers": 2, "getDeletions": 2,
+                                       "getDossier": incomplete}
     assert all(s.nouveaux == s.modifies == s.supprimes == s.restaures == 0 for s in summaries)
     assert content(tmp_path / "a.db") == before
 
@@ -202,7 +210,7 @@ def test_the_token_never_appears_in_output_database_or_traceback(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("panne imprévue")
 
-    monkeypatch.setattr(store, "save_dossiers", explode)
+    monkeypatch.setattr(syncstate, "save_dossiers", explode)  # where the sync's pages are saved
     crashed = CliRunner().invoke(app, ["sync", "--full"], env=env)
     assert isinstance(crashed.exception, RuntimeError)
     assert TOKEN not in "".join(traceback.format_exception(crashed.exception))

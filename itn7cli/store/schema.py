@@ -221,3 +221,11 @@ def m005_unreadable_dossiers(db: sqlite_utils.Database) -> None:
             first_seen_at TEXT, last_tried_at TEXT, attempts INTEGER DEFAULT 1
         )"""
     )
+
+
+@migrations()
+def m006_sync_overlap_and_big_values(db: sqlite_utils.Database) -> None:
+    # Where the next incremental run starts (server clock, with an overlap for late commits), and a
+    # file size too large for SQLite's 64-bit INTEGER, kept as DS sent it.
+    db.execute("ALTER TABLE sync_state ADD COLUMN next_since TEXT")
+    db.execute("ALTER TABLE files ADD COLUMN byte_size_text TEXT")
