@@ -130,9 +130,10 @@ def render_sync(summaries: list[sync_mod.Summary]) -> None:
                   f"{s.nouveaux} nouveau(x), {s.modifies} modifié(s), {s.supprimes} supprimé(s), "
                   f"{s.restaures} restauré(s), {s.inchanges} inchangé(s) — {s.pages} page(s).")
         if s.hors_limites:
-            where = ", ".join(f"dossier {n}, champ {label}" for n, label in s.hors_limites)
-            err.print(f"[yellow]{len(s.hors_limites)} valeur(s) hors limites conservée(s) en texte :[/] {where}",
-                      soft_wrap=True)
+            count = len(s.hors_limites)
+            what = "1 valeur hors limites conservée" if count == 1 else f"{count} valeurs hors limites conservées"
+            where = " ; ".join(f"dossier {n}, champ {label}" for n, label in s.hors_limites)
+            err.print(f"[yellow]{what} en texte[/] : {where}", soft_wrap=True)
         for warning in s.avertissements:
             err.print(f"[yellow]Avertissement :[/] champ non visible avec ce jeton ({warning})", soft_wrap=True)
 

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -141,16 +140,15 @@ def test_the_sync_completes_with_exact_data_when_a_fifth_of_requests_fail(
     assert content(tmp_path / "faulty.db") == content(tmp_path / "reference.db")
 
 
-def test_with_the_server_down_the_sync_fails_fast_and_leaves_the_database_unchanged(
+def test_with_the_server_down_the_sync_stops_with_a_french_message_and_leaves_the_database_unchanged(
         server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    # How fast it gives up is the retry policy's (test_api: a refused connection fails fast) and bench_sync's.
     db_path = tmp_path / "a.db"
     run_sync(server, db_path, dataset.numbers)
     env = env_for(server, db_path, dataset.numbers)
     server.stop()
     before = hashlib.sha256(db_path.read_bytes()).hexdigest()
-    started = time.monotonic()
     result = CliRunner().invoke(app, ["sync"], env=env)
-    assert time.monotonic() - started < 10
     assert result.exit_code == ApiError.exit_code
     assert "Impossible de joindre l'API" in result.stderr and "Traceback" not in result.stderr
     assert hashlib.sha256(db_path.read_bytes()).hexdigest() == before
@@ -304,28 +302,22 @@ def test_a_demarche_replaced_in_the_settings_leaves_checks_and_comes_back_if_con
 
 def test_changes_made_while_the_first_pull_runs_are_all_caught(
         server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
-    server.faults.latency = 0.2
     general = dataset.visible_numbers("general")
-    errors: list[BaseException] = []
+    made: list[int] = []
 
-    def pull() -> None:
-        try:
-            run_sync(server, tmp_path / "during.db", dataset.numbers)
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
+    def change_after_the_first_page(demarche: int, nodes: list[dict]) -> None:
+        # Runs in the sync's writer thread once a page is committed: the pull is under way, its other
+        # streams are not finished, so every change below happens during it.
+        if made:
+            return
+        for number in general[:40:4]:
+            dataset.set_state(number, "accepte" if dataset.dossier(number).state != "accepte" else "refuse")
+        for number in general[1:40:4]:
+            dataset.edit_champ(number, "Q2hhbXAtMTAxMg==", f"Projet modifié pendant la synchronisation {number}")
+        made.append(dataset.add_dossier("general"))
 
-    worker = threading.Thread(target=pull)
-    worker.start()
-    time.sleep(0.3)  # some streams are under way
-    for number in general[:40:4]:
-        dataset.set_state(number, "accepte" if dataset.dossier(number).state != "accepte" else "refuse")
-    for number in general[1:40:4]:
-        dataset.edit_champ(number, "Q2hhbXAtMTAxMg==", f"Projet modifié pendant la synchronisation {number}")
-    added = dataset.add_dossier("general")
-    assert worker.is_alive(), "the pull ended before the changes: they were not made while it ran"
-    worker.join(timeout=120)
-    assert not errors and not worker.is_alive()
-    server.faults.latency = 0.0
+    run_sync(server, tmp_path / "during.db", dataset.numbers, after_page=change_after_the_first_page)
+    assert made
     run_sync(server, tmp_path / "fresh.db", dataset.numbers)
     assert content(tmp_path / "during.db") == content(tmp_path / "fresh.db")
-    assert added in {row[0] for row in content(tmp_path / "during.db")["dossiers"]}
+    assert made[0] in {row[0] for row in content(tmp_path / "during.db")["dossiers"]}
