@@ -103,6 +103,7 @@ class RateLimiter:
             self.tokens = 0.0
 
 
+DS_LIMIT = 400  # requests per minute per token (DS config/initializers/rack_attack.rb)
 _LIMITERS: dict[str, RateLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
@@ -113,7 +114,8 @@ def shared_limiter(token: str, per_minute: int) -> RateLimiter:
     key = hashlib.sha256(token.encode()).hexdigest()
     with _LIMITERS_LOCK:
         if key not in _LIMITERS:
-            _LIMITERS[key] = RateLimiter(per_minute)
+            # rate + burst stay under DS's limit in any minute, whatever the settings ask for
+            _LIMITERS[key] = RateLimiter(min(per_minute, DS_LIMIT - 1))
         return _LIMITERS[key]
 
 
@@ -401,7 +403,7 @@ class DSClient:
     def read_dossier(self, number: int) -> Answer:
         """One dossier by number, for re-reading: `data` is None (with `bad` errors) while DS cannot
         serialise it; `PageError` if it keeps timing out; `NotFoundError` once it is gone."""
-        return self.answer("getDossier", {"number": number}, partial=True)
+        return self.answer("rereadDossier", {"number": number}, partial=True)
 
     def deletion_pages(self, number: int, deleted_since: str | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         """Yields ("masque" | "supprime", items): hidden dossiers awaiting purge, then purged ones."""

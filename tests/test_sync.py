@@ -80,7 +80,7 @@ def test_a_second_sync_without_changes_makes_three_requests_per_demarche_plus_on
     # Metadata, one page of the incremental stream (its overlap included) and deletions per démarche,
     # and a re-read by number of each demandeur whose company data DS had not fetched.
     assert server.stats.operations == {"getDemarche": 2, "getDossiers": 2, "getDeletions": 2,
-                                       "getDossier": incomplete}
+                                       "rereadDossier": incomplete}
     assert all(s.nouveaux == s.modifies == s.supprimes == s.restaures == 0 for s in summaries)
     assert content(tmp_path / "a.db") == before
 

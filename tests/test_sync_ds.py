@@ -64,7 +64,7 @@ def test_a_dossier_ds_cannot_serialise_is_named_the_rest_stored_then_read_once_r
     server.stats.reset()
     again = CliRunner().invoke(app, ["sync"], env=env_for(server, db_path, dataset.numbers))
     assert again.exit_code == 1 and f"Dossier n° {bad} illisible" in again.stderr
-    assert server.stats.operations["getDossier"] == 2  # the unreadable one and the incomplete company
+    assert server.stats.operations["rereadDossier"] == 2  # the unreadable one and the incomplete company
     assert unreadable.listed(db)[0]["attempts"] == 2
 
     dataset.set_bad_data(bad, False)  # DS repairs it without touching updated_at
@@ -153,7 +153,7 @@ def test_company_data_ds_completes_without_touching_the_dossier_is_picked_up(
     assert row == ("PersonneMorale", "COMMUNE DE NICE")
     server.stats.reset()
     run_sync(server, db_path, dataset.numbers)
-    assert server.stats.operations["getDossier"] == 0  # complete now: no more re-reads
+    assert server.stats.operations["rereadDossier"] == 0  # complete now: no more re-reads
 
 
 def test_values_beyond_sqlite_types_are_kept_as_text_named_once_and_the_next_sync_moves_on(
