@@ -390,13 +390,18 @@ class DSClient:
                 if isinstance(index, int):
                     messages.setdefault(index, str(error.get("message", "")))
         nodes = page["nodes"]
-        missing = [i for i, node in enumerate(nodes) if node is None]
         stubs = self._stubs(variables)["nodes"]
         read = {node["number"] for node in nodes if node}
+        aligned = len(stubs) == len(nodes) and all(
+            node is None or (stub is not None and stub["number"] == node["number"])
+            for node, stub in zip(nodes, stubs, strict=True))
         out = []
-        for i in missing:
-            stub = stubs[i] if i < len(stubs) else None
-            if stub and stub["number"] not in read:
+        for i, stub in enumerate(stubs):
+            # Aligned, the null nodes are named by position. If a dossier moved between the two requests,
+            # every dossier of the champ-less page not read whole is named: better once too often (a
+            # readable one is cleared when read) than a bad one silently skipped.
+            wanted = nodes[i] is None if aligned else True
+            if stub and wanted and stub["number"] not in read:
                 out.append((stub, messages.get(i) or "; ".join(str(e.get("message")) for e in bad)))
         return out
 

@@ -222,7 +222,9 @@ class Syncer:
         summary = self.summaries[stream.demarche]
         if page is not None:
             counts = syncstate.save_page(self.db, stream.demarche, stream.name, page, seen_run=stream.seen_run)
-            self.seen.update(n["number"] for n in page["nodes"] if n)
+            read = {n["number"] for n in page["nodes"] if n}
+            self.seen.update(read)
+            summary.illisibles[:] = [n for n in summary.illisibles if n not in read]
             summary.add(counts)
             summary.avertissements.extend(page.get("warnings") or ())
             for stub, _message in page.get("unreadable") or ():

@@ -253,9 +253,17 @@ def test_a_field_hidden_from_the_token_below_a_dossier_is_a_warning_not_a_refuse
     assert len(seen) == 1
 
 
-def test_a_page_that_keeps_timing_out_is_asked_for_in_halves_then_named_without_champs() -> None:
-    timeout = {"message": "Timeout on Dossier.champs", "extensions": {"code": "timeout"},
-               "path": ["demarche", "dossiers", "nodes", 0, "champs"]}
+TIMEOUT = {"message": "Timeout on Dossier.champs", "extensions": {"code": "timeout"},
+           "path": ["demarche", "dossiers", "nodes", 0, "champs"]}
+
+
+@pytest.mark.parametrize(("failure", "reason"), [
+    (lambda: page_of([None], [TIMEOUT], more=True), "données partielles"),
+    (lambda: httpx.Response(500, json={"errors": [{"message": "Internal Server Error",
+                                                   "extensions": {"code": "internal_server_error"}}]}), "500"),
+], ids=["timeout with partial data", "repeated 500"])
+def test_a_page_that_keeps_failing_is_asked_for_in_halves_then_named_without_champs(
+        failure: Callable[[], httpx.Response], reason: str) -> None:
     asked: list[int] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -263,12 +271,22 @@ def test_a_page_that_keeps_timing_out_is_asked_for_in_halves_then_named_without_
         if body["operationName"] == "getDossierStubs":
             return page_of([stub(77)], more=True)
         asked.append(body["variables"]["first"])
-        return page_of([None], [timeout], more=True)
+        return failure()
 
     client = DSClient(URL, TOKEN, transport=httpx.MockTransport(handler), sleep=lambda s: None,
                       limiter=RateLimiter(300, clock=FakeClock(), sleep=lambda s: None))
     page = fetch(client)
-    assert page["unreadable"] == [(stub(77), "L'API échoue sur cette requête (données partielles).")]
+    assert page["unreadable"] == [(stub(77), f"L'API échoue sur cette requête ({reason}).")]
     assert page["nodes"] == [None] and page["pageInfo"]["hasNextPage"]
     # Two tries at each size is the policy's page_attempts; a smaller page asks again at once.
     assert asked == [100, 100, 50, 50, 25, 25, 12, 12, 6, 6, 3, 3, 1, 1]
+
+
+def test_when_the_page_changed_between_the_two_reads_every_dossier_not_read_whole_is_named() -> None:
+    bad = {"message": "Cannot return null for non-nullable field Champ.label", "extensions": {"code": "invalid_null"},
+           "path": ["demarche", "dossiers", "nodes", 1, "champs", 0, "label"]}
+    good = [{"number": 11, "champs": []}, None, {"number": 13, "champs": []}]
+    # Dossier 14 was filed between the two requests: positions no longer say which node was null.
+    client, _ = client_for([page_of(good, [bad]), page_of([stub(11), stub(12), stub(13), stub(14)])], [])
+    page = fetch(client)
+    assert [s["number"] for s, _ in page["unreadable"]] == [12, 14]
