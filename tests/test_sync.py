@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
@@ -232,22 +233,31 @@ def pages_committed(db_path: Path) -> int:
         return 0
 
 
+def wait_for_pages(process: subprocess.Popen[Any], db_path: Path, pages: int) -> None:
+    """Polls the database another process writes until it holds `pages` committed pages."""
+    while pages_committed(db_path) < pages:
+        assert process.poll() is None, "the sync stopped before committing its pages"
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("kill_after_pages", [1, 3, 6])
 def test_a_sync_killed_between_pages_resumes_to_the_same_content(
         server: FakeDS, dataset: Dataset, tmp_path: Path, kill_after_pages: int) -> None:
     run_sync(server, tmp_path / "reference.db", dataset.numbers)
     db_path = tmp_path / "killed.db"
-    server.faults.latency = 0.15
+    # Metadata, then at least `kill_after_pages` pages; the server then stops answering, so the sync
+    # cannot finish before it is killed, however fast or slow this machine is.
+    server.faults.hold_after(len(dataset.numbers) + kill_after_pages)
     process = subprocess.Popen([sys.executable, "-m", "itn7cli", "sync", "--quiet"],
                                env={**os.environ, **env_for(server, db_path, dataset.numbers)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while pages_committed(db_path) < kill_after_pages and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the sync ended before it could be killed"
-    server.faults.latency = 0.0
+    try:
+        wait_for_pages(process, db_path, kill_after_pages)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        server.faults.release()
+    assert process.returncode == -signal.SIGKILL
     run_sync(server, db_path, dataset.numbers)
     assert content(db_path) == content(tmp_path / "reference.db")
 
@@ -256,18 +266,18 @@ def test_ctrl_c_stops_with_a_french_message_and_the_next_run_resumes(
         server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
     run_sync(server, tmp_path / "reference.db", dataset.numbers)
     db_path = tmp_path / "interrupted.db"
-    server.faults.latency = 0.15
+    server.faults.hold_after(len(dataset.numbers) + 2)
     process = subprocess.Popen([sys.executable, "-m", "itn7cli", "sync", "--quiet"],
                                env={**os.environ, **env_for(server, db_path, dataset.numbers)},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while pages_committed(db_path) < 2 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    try:
+        wait_for_pages(process, db_path, 2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        server.faults.release()
     assert process.returncode == 130
     assert "Interrompu" in stderr and "Traceback" not in stderr
-    server.faults.latency = 0.0
     run_sync(server, db_path, dataset.numbers)
     assert content(db_path) == content(tmp_path / "reference.db")
 

@@ -47,6 +47,32 @@ class Faults:
         self._queue: list[str] = []
         self._corrupt: set[str] = set()
         self._slow: set[int] = set()
+        self._hold_after: int | None = None
+        self._answered = 0
+        self._released = threading.Event()
+
+    def hold_after(self, n: int) -> None:
+        """Answer the next `n` GraphQL requests, then keep every later one waiting until `release()` (a
+        server that stops answering: lets a test interrupt a client mid-run, without timing anything)."""
+        with self._lock:
+            self._hold_after, self._answered = n, 0
+            self._released.clear()
+
+    def release(self) -> None:
+        """Answer the held requests and every later one."""
+        with self._lock:
+            self._hold_after = None
+        self._released.set()
+
+    def wait_if_held(self, timeout: float = 120.0) -> None:
+        """Called by the server before answering a GraphQL request."""
+        with self._lock:
+            if self._hold_after is None:
+                return
+            self._answered += 1
+            if self._answered <= self._hold_after:
+                return
+        self._released.wait(timeout)
 
     def slow(self, number: int, on: bool = True) -> None:
         """Every read of dossier `number` with its champs times out (partial data), until turned off."""

@@ -284,6 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
         app.stats.add("requests")
         auth_header = self.headers.get("Authorization") or ""
         app.stats.note_minute(auth_header)
+        app.faults.wait_if_held()
         if app.faults.latency > 0:
             time.sleep(app.faults.latency)
         fault = app.faults.draw()
