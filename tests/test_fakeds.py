@@ -173,10 +173,9 @@ def _operations(path: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- dataset
-def test_generation_is_deterministic_and_5000_dossiers_take_under_5_seconds() -> None:
-    started = time.perf_counter()
+def test_generation_is_deterministic() -> None:
+    # Its speed is measured by bench/bench_sync.py (e), not asserted here.
     big = Dataset.generate(seed=7, counts={"general": 5000, "labo": 100})
-    assert time.perf_counter() - started < 5
     again = Dataset.generate(seed=7, counts={"general": 5000, "labo": 100})
     assert sorted(big.dossiers) == sorted(again.dossiers)
     assert len(big.visible_numbers("general")) == 5000
@@ -553,16 +552,18 @@ def test_a_fail_rate_draws_faults_from_the_chosen_kinds(server: FakeDS, dataset:
     assert statuses == {200, 502}
 
 
-def test_latency_is_paid_concurrently_by_parallel_requests(server: FakeDS, dataset: Dataset) -> None:
-    server.faults.latency = 0.4
-    started = time.perf_counter()
+def test_parallel_requests_are_served_concurrently(server: FakeDS, dataset: Dataset) -> None:
+    server.faults.hold_after(0)  # every request waits inside the server until released
+    variables = {"number": dataset.numbers["general"], "first": 1}
     with ThreadPoolExecutor(4) as pool:
-        list(
-            pool.map(
-                lambda _: post(server, SMALL_DOSSIERS, {"number": dataset.numbers["general"], "first": 1}), range(4)
-            )
-        )
-    assert 0.4 <= time.perf_counter() - started < 1.2
+        futures = [pool.submit(post, server, SMALL_DOSSIERS, variables) for _ in range(4)]
+        try:
+            while server.faults.held() < 4:  # all four are inside the server at once
+                assert not any(f.done() for f in futures)
+                time.sleep(0.01)
+        finally:
+            server.faults.release()
+        assert [f.result().status_code for f in futures] == [200] * 4
 
 
 # ---------------------------------------------------------------- files

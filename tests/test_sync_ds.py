@@ -3,6 +3,8 @@ late commits, company data completed later, values beyond SQLite's types. Over r
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,3 +213,13 @@ def test_a_link_to_a_dossier_the_token_cannot_see_does_not_stop_the_sync(
     db = store.open_db(tmp_path / "a.db")
     assert db.execute("SELECT type, string_value FROM champs WHERE dossier_number = ? AND label = 'Dossier lié'",
                       [general]).fetchone() == ("DossierLinkChamp", str(labo))
+
+
+def test_the_sync_lock_file_is_readable_by_its_owner_only(server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
+    lock = tmp_path / "a.db.lock"
+    original = os.umask(0o022)  # a usual umask would leave it readable by everyone
+    try:
+        run_sync(server, tmp_path / "a.db", dataset.numbers)
+    finally:
+        os.umask(original)
+    assert lock.exists() and stat.S_IMODE(lock.stat().st_mode) == 0o600

@@ -49,6 +49,7 @@ class Faults:
         self._slow: set[int] = set()
         self._hold_after: int | None = None
         self._answered = 0
+        self._waiting = 0
         self._released = threading.Event()
 
     def hold_after(self, n: int) -> None:
@@ -72,7 +73,15 @@ class Faults:
             self._answered += 1
             if self._answered <= self._hold_after:
                 return
+            self._waiting += 1
         self._released.wait(timeout)
+        with self._lock:
+            self._waiting -= 1
+
+    def held(self) -> int:
+        """How many requests are being kept waiting right now."""
+        with self._lock:
+            return self._waiting
 
     def slow(self, number: int, on: bool = True) -> None:
         """Every read of dossier `number` with its champs times out (partial data), until turned off."""
