@@ -3,7 +3,10 @@
 Prints (a) the sync's wall time against a bare loop that downloads the same pages with the same
 query document, at zero server latency; (b) the sync's wall time with 1 s of latency per request
 against requests × 1 s; (c) the peak memory (max RSS) of the syncing process, for N and 2N
-dossiers. Targets: (a) ≤ 1.3×, (b) ≤ 0.5×, (c) ≤ 200 MB and flat.
+dossiers; (d) how long `itn7 sync` takes to give up when the server is down (the retry policy's
+fail-fast rule, once a test's wall-clock assertion); (e) how long the fake DS takes to generate
+5 100 dossiers (once a test's assertion too). Targets: (a) ≤ 1.3×, (b) ≤ 0.5×, (c) ≤ 200 MB and
+flat, (d) < 10 s, (e) < 5 s.
 
     python bench/bench_sync.py [--dossiers 5000]
 """
@@ -11,6 +14,7 @@ dossiers. Targets: (a) ≤ 1.3×, (b) ≤ 0.5×, (c) ≤ 200 MB and flat.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -24,8 +28,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Server, fake_server
 
-from itn7cli import queries
-from itn7cli.sync import EPOCH, STATES
+from itn7cli import config, queries
+from itn7cli.errors import ApiError
+from itn7cli.fakeds import Dataset
+from itn7cli.sync import EPOCH, STATES, sync_settings
 
 SYNC_CHILD = """
 import json, resource, sys, time
@@ -98,6 +104,23 @@ def main() -> None:
         double = timed_sync(server)
     print(f", {double['max_rss_mb']:.0f} Mo pour {double['dossiers']:.0f} dossiers (cible ≤ 200 Mo)")
     print(f"    débit : {fast['dossiers'] / fast['seconds']:.0f} dossiers/s à latence nulle")
+    print(f"(d) serveur arrêté : abandon en {server_down_seconds():.1f} s (cible < 10 s)")
+    started = time.perf_counter()
+    Dataset.generate(seed=7, counts={"general": 5000, "labo": 100})
+    print(f"(e) faux DS : 5 100 dossiers générés en {time.perf_counter() - started:.1f} s (cible < 5 s)")
+
+
+def server_down_seconds() -> float:
+    """How long a whole sync takes to fail with the API's port closed."""
+    with fake_server("--dossiers", "10", "--labo", "2") as server:
+        url, token, numbers = server.url, server.token, server.numbers
+    with tempfile.TemporaryDirectory() as folder:
+        settings = config.Settings(token=config.Secret(token), api_url=url, demarches=numbers,
+                                   db_path=Path(folder) / "down.db")
+        started = time.perf_counter()
+        with contextlib.suppress(ApiError):
+            sync_settings(settings, numbers)
+        return time.perf_counter() - started
 
 
 if __name__ == "__main__":

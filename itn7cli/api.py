@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -26,7 +26,10 @@ from . import queries
 from .errors import ApiError, AuthError
 
 USER_AGENT = "itn7 (SGAR PACA; https://github.com/) httpx"
-RETRY_STATUSES = {429, 500, 502, 503, 504}
+PAGE_SIZE = 100  # the API's cap
+# Codes of errors that leave the rest of the answer usable: DS nulls the one dossier it cannot
+# serialise (`invalid_null`), or one field the token may not see (`unauthorized` below a dossier).
+BAD_DATA = "invalid_null"
 
 
 def retryable_status(status: int) -> bool:
@@ -38,19 +41,39 @@ class NotFoundError(ApiError):
     """The API says the object does not exist or is not visible (code `not_found`)."""
 
 
-class TransientError(Exception):
-    """A failure worth retrying (5xx, 429, network, partial data); never leaves this module."""
+class PageError(ApiError):
+    """One request keeps failing the same way (a 30 s `timeout` with partial data, a repeated 500): the
+    answer depends on what is asked, so asking for less may isolate the dossier at fault."""
 
-    def __init__(self, reason: str, wait: float | None = None) -> None:
+
+class TransientError(Exception):
+    """A failure worth retrying (5xx, 429, network, partial data); never leaves this module.
+
+    `wait` is the server's own delay (a 429's window reset); `page` marks failures that depend on
+    the request itself (timeout, 500), which a page reader answers by asking for fewer dossiers."""
+
+    def __init__(self, reason: str, wait: float | None = None, *, page: bool = False) -> None:
         super().__init__(reason)
         self.wait = wait
+        self.page = page
+
+
+@dataclass
+class Answer:
+    """A GraphQL answer kept although it carries errors: `data` (None when DS nulled the root), the
+    `bad` errors (dossiers DS could not serialise, by path) and `warnings` (fields hidden from the token)."""
+
+    data: dict[str, Any] | None
+    bad: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 class RateLimiter:
     """Token bucket shared by every thread: at most `burst + per_minute` requests in any minute.
 
-    With the defaults (300/min, burst 100) a client never exceeds the API's 400 requests per
-    minute per token; a 429 pauses every thread until its Retry-After has passed.
+    With the defaults (300/min, burst 100) the clients of one token never exceed the API's 400
+    requests in any minute, calendar minutes included; a 429 pauses every thread until the
+    server's window ends (`pause`).
     """
 
     def __init__(self, per_minute: int, burst: int | None = None, clock: Callable[[], float] = time.monotonic,
@@ -80,6 +103,7 @@ class RateLimiter:
             self.tokens = 0.0
 
 
+DS_LIMIT = 400  # requests per minute per token (DS config/initializers/rack_attack.rb)
 _LIMITERS: dict[str, RateLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
@@ -90,17 +114,26 @@ def shared_limiter(token: str, per_minute: int) -> RateLimiter:
     key = hashlib.sha256(token.encode()).hexdigest()
     with _LIMITERS_LOCK:
         if key not in _LIMITERS:
-            _LIMITERS[key] = RateLimiter(per_minute)
+            # rate + burst stay under DS's limit in any minute, whatever the settings ask for
+            _LIMITERS[key] = RateLimiter(min(per_minute, DS_LIMIT - 1))
         return _LIMITERS[key]
 
 
 @dataclass
 class RetryPolicy:
+    """The one retry/backoff policy of GraphQL requests and file downloads.
+
+    A 429 never counts as an attempt: the client waits for the window's reset, however many windows
+    another client of the token has spent (up to `max_throttled` in a row, a server stuck refusing).
+    """
+
     attempts: int = 8          # per request, all causes together
     connect_attempts: int = 2  # a server that refuses connections is down: fail fast
     base: float = 0.5
     cap: float = 30.0
     max_retry_after: float = 120.0
+    page_attempts: int = 2     # a page that times out or gives a 500 this often is asked for smaller
+    max_throttled: int = 30
 
     def backoff(self, attempt: int) -> float:
         return min(self.cap, self.base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
@@ -120,18 +153,24 @@ def _auth_error(status: int, message: str) -> AuthError | None:
 
 
 class DSClient:
-    """One pooled HTTP client for the whole run, safe to share between threads."""
+    """One pooled HTTP client for the whole run, safe to share between threads.
+
+    Every client of one token draws from that token's one limiter (`shared_limiter`); a test may
+    pass its own `limiter` or `sleep` (then the client gets a limiter of its own)."""
 
     def __init__(self, url: str, token: str, *, timeout: float = 60.0, requests_per_minute: int = 300,
                  retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep, max_connections: int = 8) -> None:
+                 sleep: Callable[[float], None] = time.sleep, max_connections: int = 8,
+                 limiter: RateLimiter | None = None) -> None:
         self.url = url
         self.retry = retry or RetryPolicy()
-        # A test's own clock gets its own limiter; real clients of one token share one.
-        self.limiter = (shared_limiter(token, requests_per_minute) if sleep is time.sleep
-                        else RateLimiter(requests_per_minute, sleep=sleep))
+        if limiter is None:
+            limiter = (shared_limiter(token, requests_per_minute) if sleep is time.sleep
+                       else RateLimiter(requests_per_minute, sleep=sleep))
+        self.limiter = limiter
         self.sleep = sleep
         self.requests = 0
+        self.throttled = 0
         self.server_date: datetime | None = None
         self._http = httpx.Client(
             headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT,
@@ -151,44 +190,69 @@ class DSClient:
         self.close()
 
     def execute(self, operation: str, variables: Mapping[str, Any]) -> dict[str, Any]:
-        """Runs a named operation of `queries/` and returns its `data`; retries what is transient."""
+        """Runs a named operation of `queries/` and returns its `data`; retries what is transient.
+
+        Fields hidden from the token below a dossier are not an error (see `answer`); data DS
+        cannot serialise is (`ApiError`)."""
+        answer = self.answer(operation, variables)
+        if answer.data is None:
+            raise ApiError(f"Erreur de l'API : {'; '.join(str(e.get('message')) for e in answer.bad)}")
+        return answer.data
+
+    def answer(self, operation: str, variables: Mapping[str, Any], *, partial: bool = False) -> Answer:
+        """Runs a named operation and returns its `Answer`.
+
+        With `partial`, dossiers DS cannot serialise come back as `bad` errors beside the rest of the
+        data, and a request that keeps timing out (or giving a 500) raises `PageError` after
+        `retry.page_attempts` tries instead of the whole retry budget."""
         body = json.dumps({"query": queries.text(operation), "variables": dict(variables),
                            "operationName": operation}).encode()
-        attempt = connect_failures = 0
+        attempt = connect_failures = page_failures = throttled = 0
         while True:
-            attempt += 1
             self.limiter.acquire()
             try:
-                return self._send(body)
+                return self._send(body, partial)
             except httpx.ConnectError:
+                attempt += 1
                 connect_failures += 1
                 if connect_failures >= self.retry.connect_attempts:
                     raise ApiError(f"Impossible de joindre l'API ({httpx.URL(self.url).host}) : vérifiez la "
                                    "connexion réseau ou DS_API_URL.") from None
                 self.sleep(self.retry.backoff(attempt))
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                attempt += 1
                 self._retry_or_fail(attempt, TransientError(type(exc).__name__))
             except TransientError as exc:
+                if exc.wait is not None:  # a spent window: wait for its end, however often it happens
+                    throttled += 1
+                    if throttled > self.retry.max_throttled:
+                        raise ApiError(f"L'API refuse toujours les requêtes après {throttled} attentes de "
+                                       "la fin de la fenêtre (429) : réessayez plus tard.") from None
+                    self.limiter.pause(exc.wait)
+                    continue
+                attempt += 1
+                if exc.page:
+                    page_failures += 1
+                    if partial and page_failures >= self.retry.page_attempts:
+                        raise PageError(f"L'API échoue sur cette requête ({exc}).") from None
                 self._retry_or_fail(attempt, exc)
 
     def _retry_or_fail(self, attempt: int, exc: TransientError) -> None:
         if attempt >= self.retry.attempts:
             raise ApiError(f"L'API ne répond pas correctement après {attempt} essais ({exc}) : "
                            "réessayez plus tard.") from None
-        wait = exc.wait if exc.wait is not None else self.retry.backoff(attempt)
-        if exc.wait is not None:
-            self.limiter.pause(wait)
-        self.sleep(wait)
+        self.sleep(self.retry.backoff(attempt))
 
-    def _send(self, body: bytes) -> dict[str, Any]:
+    def _send(self, body: bytes, partial: bool) -> Answer:
         response = self._http.post(self.url, content=body)
         self.requests += 1
         self._note_date(response)
         status = response.status_code
         if status == 429:
-            raise TransientError("429", self._retry_after(response))
-        if status in RETRY_STATUSES:
-            raise TransientError(str(status))
+            self.throttled += 1
+            raise TransientError("429", self._window_reset(response))
+        if retryable_status(status):
+            raise TransientError(str(status), page=status == 500)
         try:
             payload = response.json()
         except ValueError:
@@ -197,23 +261,35 @@ class DSClient:
             raise TransientError(f"{status} non-JSON") from None
         if not isinstance(payload, dict):
             raise TransientError(f"{status} réponse inattendue")
-        errors = payload.get("errors") or []
-        messages = "; ".join(str(e.get("message", "")) for e in errors if isinstance(e, dict))
+        errors = [e for e in payload.get("errors") or [] if isinstance(e, dict)]
+        messages = "; ".join(str(e.get("message", "")) for e in errors)
         if status >= 400:
             raise _auth_error(status, messages) or ApiError(f"L'API a refusé la requête ({status}) : {messages}")
-        if errors:
-            self._raise_for_errors(errors, messages)
         data = payload.get("data")
-        if not isinstance(data, dict):
+        answer = Answer(data if isinstance(data, dict) else None)
+        fatal = []
+        for error in errors:
+            code = (error.get("extensions") or {}).get("code")
+            if code == BAD_DATA and partial:
+                answer.bad.append(error)
+            elif code in ("unauthorized", "not_found") and _below_dossier(error.get("path")):
+                # DS types/dossier_type.rb `self.authorized?`: a linked object of another démarche is
+                # hidden from this token; the dossier itself is whole.
+                answer.warnings.append(f"{'.'.join(str(p) for p in error['path'])} : {error.get('message')}")
+            else:
+                fatal.append(error)
+        if fatal:
+            self._raise_for_errors(fatal, "; ".join(str(e.get("message", "")) for e in fatal))
+        if answer.data is None and not answer.bad:
             raise TransientError("réponse sans données")
-        return data
+        return answer
 
     @staticmethod
-    def _raise_for_errors(errors: list[Any], messages: str) -> None:
-        codes = {(e.get("extensions") or {}).get("code") for e in errors if isinstance(e, dict)}
+    def _raise_for_errors(errors: list[dict[str, Any]], messages: str) -> None:
+        codes = {(e.get("extensions") or {}).get("code") for e in errors}
         if "timeout" in codes or "internal_server_error" in codes:
-            # Partial data: never keep it, ask for the whole page again.
-            raise TransientError("données partielles")
+            # Partial data: never keep it, ask again (for less, if it keeps failing).
+            raise TransientError("données partielles", page=True)
         if "unauthorized" in codes and "hidden due to permissions" in messages:
             raise AuthError("Ce jeton n'a pas accès à la démarche demandée : vérifiez le numéro de démarche "
                             "(ITN7_DEMARCHE_*) ou créez un jeton couvrant cette démarche.")
@@ -224,16 +300,33 @@ class DSClient:
             raise NotFoundError(f"Introuvable : {messages}")
         raise ApiError(f"Erreur de l'API : {messages}")
 
-    def _retry_after(self, response: httpx.Response) -> float:
-        value = response.headers.get("Retry-After", "")
-        try:
-            seconds = float(value)
-        except ValueError:
+    def _window_reset(self, response: httpx.Response) -> float:
+        """Seconds until the throttling window ends. DS (config/initializers/rack_attack.rb) sends no
+        Retry-After, only `RateLimit-Reset`: the epoch second the fixed window ends, read against the
+        response's `Date`. Retry-After is honoured if a proxy adds one."""
+        reset = response.headers.get("RateLimit-Reset", "")
+        seconds: float | None = None
+        with contextlib.suppress(ValueError):
+            value = float(reset)
+            # An epoch second, as DS sends; a small number is a delay (the IETF draft's form).
+            seconds = value - self._response_epoch(response) if value > 1e9 else value
+        if seconds is None:
+            retry_after = response.headers.get("Retry-After", "")
             try:
-                seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
-            except (TypeError, ValueError):
-                seconds = 5.0
-        return min(max(seconds, 0.1), self.retry.max_retry_after)
+                seconds = float(retry_after)
+            except ValueError:
+                try:
+                    seconds = (parsedate_to_datetime(retry_after) - datetime.now(UTC)).total_seconds()
+                except (TypeError, ValueError):
+                    seconds = 5.0
+        # Date has whole seconds: the window may end up to one second later than it says.
+        return min(max(seconds, 0.5), self.retry.max_retry_after)
+
+    @staticmethod
+    def _response_epoch(response: httpx.Response) -> float:
+        with contextlib.suppress(TypeError, ValueError):
+            return parsedate_to_datetime(response.headers.get("Date", "")).timestamp()
+        return time.time()
 
     def _note_date(self, response: httpx.Response) -> None:
         value = response.headers.get("Date")
@@ -251,17 +344,73 @@ class DSClient:
 
     def dossier_pages(self, number: int, updated_since: str, *, after: str | None = None,
                       state: str | None = None) -> Iterator[dict[str, Any]]:
-        """Yields `{nodes, pageInfo}` pages in keyset order until `hasNextPage` is false."""
+        """Yields `{nodes, pageInfo, unreadable, warnings}` pages in keyset order until `hasNextPage` is false.
+
+        A dossier DS cannot serialise comes back as a null node (DS app/graphql/api/v2/schema.rb
+        `type_error`); a page that keeps timing out is asked for in halves down to one dossier. Either
+        way the dossier is named by a query without champs, listed in `unreadable` as
+        (stub node, message), and the stream moves past it."""
+        first = PAGE_SIZE
         while True:
-            variables: dict[str, Any] = {"number": number, "updatedSince": updated_since, "after": after}
+            variables: dict[str, Any] = {"number": number, "updatedSince": updated_since, "after": after,
+                                         "first": first}
             if state:
                 variables["state"] = state
-            page = self.execute("getDossiers", variables)["demarche"]["dossiers"]
+            try:
+                answer = self.answer("getDossiers", variables, partial=True)
+            except PageError as exc:
+                if first > 1:
+                    first = max(1, first // 2)
+                    continue
+                page = self._stubs(variables)
+                page["unreadable"] = [(stub, str(exc)) for stub in page["nodes"] if stub]
+                page["nodes"] = [None] * len(page["nodes"])
+            else:
+                page = (answer.data or {})["demarche"]["dossiers"]
+                page["warnings"] = answer.warnings
+                page["unreadable"] = self._name_bad_nodes(page, answer.bad, variables) if answer.bad else []
+                first = min(PAGE_SIZE, first * 2)
+            page.setdefault("warnings", [])
             yield page
             info = page["pageInfo"]
             if not info["hasNextPage"]:
                 return
             after = info["endCursor"] or after
+
+    def _stubs(self, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """The same page without champs, which DS can still serialise."""
+        page: dict[str, Any] = self.execute("getDossierStubs", variables)["demarche"]["dossiers"]
+        return page
+
+    def _name_bad_nodes(self, page: dict[str, Any], bad: list[dict[str, Any]],
+                        variables: Mapping[str, Any]) -> list[tuple[dict[str, Any], str]]:
+        messages: dict[int, str] = {}
+        for error in bad:
+            path = error.get("path") or []
+            if "nodes" in path and path.index("nodes") + 1 < len(path):
+                index = path[path.index("nodes") + 1]
+                if isinstance(index, int):
+                    messages.setdefault(index, str(error.get("message", "")))
+        nodes = page["nodes"]
+        stubs = self._stubs(variables)["nodes"]
+        read = {node["number"] for node in nodes if node}
+        aligned = len(stubs) == len(nodes) and all(
+            node is None or (stub is not None and stub["number"] == node["number"])
+            for node, stub in zip(nodes, stubs, strict=True))
+        out = []
+        for i, stub in enumerate(stubs):
+            # Aligned, the null nodes are named by position. If a dossier moved between the two requests,
+            # every dossier of the champ-less page not read whole is named: better once too often (a
+            # readable one is cleared when read) than a bad one silently skipped.
+            wanted = nodes[i] is None if aligned else True
+            if stub and wanted and stub["number"] not in read:
+                out.append((stub, messages.get(i) or "; ".join(str(e.get("message")) for e in bad)))
+        return out
+
+    def read_dossier(self, number: int) -> Answer:
+        """One dossier by number, for re-reading: `data` is None (with `bad` errors) while DS cannot
+        serialise it; `PageError` if it keeps timing out; `NotFoundError` once it is gone."""
+        return self.answer("rereadDossier", {"number": number}, partial=True)
 
     def deletion_pages(self, number: int, deleted_since: str | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         """Yields ("masque" | "supprime", items): hidden dossiers awaiting purge, then purged ones."""
@@ -272,12 +421,21 @@ class DSClient:
                 "number": number, "pendingAfter": cursors["pending"], "withPending": wanted["pending"],
                 "deletedAfter": cursors["deleted"], "deletedSince": deleted_since, "withDeleted": wanted["deleted"],
             })["demarche"]
-            for key, field, state in (("pending", "pendingDeletedDossiers", "masque"),
-                                      ("deleted", "deletedDossiers", "supprime")):
+            for key, field_name, state in (("pending", "pendingDeletedDossiers", "masque"),
+                                           ("deleted", "deletedDossiers", "supprime")):
                 if not wanted[key]:
                     continue
-                connection = data[field]
+                connection = data[field_name]
                 yield state, [n for n in connection["nodes"] if n]
                 info = connection["pageInfo"]
                 wanted[key] = bool(info["hasNextPage"])
                 cursors[key] = info["endCursor"] or cursors[key]
+
+
+def _below_dossier(path: Any) -> bool:
+    """Whether an error's path goes below one dossier (a champ, a linked object), not to the démarche."""
+    if not isinstance(path, list) or not path:
+        return False
+    if "nodes" in path:
+        return len(path) > path.index("nodes") + 2
+    return path[0] == "dossier" and len(path) > 1

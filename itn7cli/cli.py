@@ -123,11 +123,27 @@ DEMARCHE_LABELS = {"general": "Démarche générale", "labo": "Démarche laborat
 
 
 def render_sync(summaries: list[sync_mod.Summary]) -> None:
-    """One sentence per démarche: readable in any terminal width."""
+    """One sentence per démarche: readable in any terminal width; then one line per unreadable dossier,
+    value kept as text and field hidden from the token."""
     for s in summaries:
         err.print(f"[bold]{DEMARCHE_LABELS.get(s.key, s.key)} (n° {s.number})[/], synchronisation {s.mode} : "
                   f"{s.nouveaux} nouveau(x), {s.modifies} modifié(s), {s.supprimes} supprimé(s), "
                   f"{s.restaures} restauré(s), {s.inchanges} inchangé(s) — {s.pages} page(s).")
+        if s.hors_limites:
+            count = len(s.hors_limites)
+            what = "1 valeur hors limites conservée" if count == 1 else f"{count} valeurs hors limites conservées"
+            where = " ; ".join(f"dossier {n}, champ {label}" for n, label in s.hors_limites)
+            err.print(f"[yellow]{what} en texte[/] : {where}", soft_wrap=True)
+        for warning in s.avertissements:
+            err.print(f"[yellow]Avertissement :[/] champ non visible avec ce jeton ({warning})", soft_wrap=True)
+
+
+def render_unreadable(summaries: list[sync_mod.Summary]) -> None:
+    """One stderr line per dossier Démarche Numérique could not serialise (always shown, even with --quiet)."""
+    for s in summaries:
+        for number in s.illisibles:
+            err.print(f"[bold yellow]Dossier n° {number} illisible[/] : Démarche Numérique n'a pas pu le fournir "
+                      "(erreur de son côté) ; il sera relu à chaque synchronisation.", soft_wrap=True)
 
 
 def render_files(s: FilesSummary) -> None:
@@ -183,6 +199,9 @@ def run_sync(cfg: config_mod.Settings, demarches: dict[str, int], *, full: bool,
     purged = donnees.after_sync(cfg)
     if not quiet:
         render_purge_line(purged)
+    render_unreadable(summaries)
+    if any(s.illisibles for s in summaries):  # complete except those dossiers
+        raise typer.Exit(sync_mod.EXIT_INCOMPLETE)
 
 
 @app.command()
@@ -200,7 +219,8 @@ def sync(
     """Récupère les dossiers des deux démarches depuis Démarche Numérique dans la base locale.
 
     La première fois, tout est téléchargé ; ensuite, seuls les dossiers modifiés, supprimés ou
-    restaurés. Une synchronisation interrompue reprend là où elle s'était arrêtée.
+    restaurés. Une synchronisation interrompue reprend là où elle s'était arrêtée. Code de sortie 1 :
+    synchronisation complète sauf des dossiers illisibles (nommés, relus à chaque synchronisation).
 
     Exemples : [bold]itn7 sync[/] · [bold]itn7 sync --demarche labo[/] · [bold]itn7 sync --full[/] ·
     [bold]itn7 sync --files[/]

@@ -4,7 +4,13 @@ The documented DS pattern: a fixed `updatedSince` (which also fixes the keyset o
 (updated_at, id)) plus the stored `endCursor`, written in the same transaction as the page
 it describes and never replaced by a null cursor. The first pull (and `--full`) runs one
 stream per dossier state, concurrently; afterwards one incremental stream per démarche
-starting at the full pull's start (server clock, minus a margin) picks up every change.
+starting at the full pull's start (server clock, minus a margin) picks up every change. Each
+later run starts its stream again a little before the previous run started (server clock):
+DS stamps `updated_at` at save, not at commit, so a dossier committed late sorts behind a
+cursor that has already passed it.
+
+A dossier DS cannot serialise does not stop the sync: it is stored as a stub, named, recorded
+as unreadable and re-read by number at every run until it reads (`store.unreadable`).
 
 Threads fetch, the calling thread writes: SQLite has one writer, the network many waits.
 """
@@ -17,7 +23,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,14 +31,18 @@ import sqlite_utils
 from filelock import FileLock, Timeout
 
 from . import store
-from .api import DSClient, NotFoundError
+from .api import DSClient, NotFoundError, PageError
 from .config import Settings
 from .errors import ApiError, ConfigError, Itn7Error, StoreError
+from .store import syncstate
 
 EPOCH = "2000-01-01T00:00:00+00:00"
 STATES = ("en_construction", "en_instruction", "accepte", "refuse", "sans_suite")
-# Rows committed late and clock skew: the incremental stream starts this long before the full pull.
+# Rows committed late and clock skew: the incremental stream starts this long before the full pull,
+# and each later run this long before the previous run started (both on the server's clock).
 CLOCK_MARGIN = timedelta(minutes=10)
+# Exit code of a sync that completed except for dossiers DS could not serialise (see the README).
+EXIT_INCOMPLETE = 1
 # Purges are backdated to the hide date (up to two weeks earlier): re-read them with room to spare.
 DELETION_OVERLAP = timedelta(days=28)
 
@@ -51,13 +61,25 @@ class Summary:
     supprimes: int = 0
     restaures: int = 0
     inchanges: int = 0
+    # Dossiers DS could not serialise this run, still unreadable at its end (numbers).
+    illisibles: list[int] = field(default_factory=list)
+    # Values kept as text because they did not fit their column: (dossier number, champ label).
+    hors_limites: list[tuple[int, str]] = field(default_factory=list)
+    # Fields DS hid from the token below a dossier (a linked dossier of another démarche…).
+    avertissements: list[str] = field(default_factory=list)
 
-    def add(self, counts: store.PageCounts) -> None:
-        self.pages += 1
+    def add(self, counts: store.PageCounts, *, page: bool = True) -> None:
+        self.pages += page
         self.nouveaux += counts.nouveaux
         self.modifies += counts.modifies
         self.restaures += counts.restaures
         self.inchanges += counts.inchanges
+        self.hors_limites.extend(counts.hors_limites)
+
+    def counts(self) -> dict[str, int]:
+        """The figures a run record keeps."""
+        return {"pages": self.pages, "nouveaux": self.nouveaux, "modifies": self.modifies,
+                "supprimes": self.supprimes, "restaures": self.restaures, "inchanges": self.inchanges}
 
     @property
     def dossiers(self) -> int:
@@ -112,47 +134,26 @@ class Syncer:
         self.progress = progress or (lambda summary: None)
         self.stop = threading.Event()
         self.summaries = {number: Summary(key, number) for key, number in demarches.items()}
+        self.seen: set[int] = set()  # dossiers read whole by this run's pages
 
     # ------------------------------------------------------------ planning
 
-    def _state(self, number: int) -> dict[str, Any]:
-        rows = list(self.db.query("SELECT * FROM sync_state WHERE demarche_number = ?", [number]))
-        return rows[0] if rows else {"demarche_number": number}
-
     def _plan_full(self, number: int, run_id: int) -> list[Stream]:
         """The full pull's streams: resumed if one was interrupted, else started afresh."""
-        state = self._state(number)
-        run = state.get("full_run")
+        run = syncstate.state(self.db, number).get("full_run")
         if run is None:
             run = run_id
-            started = _iso(_server_now(self.client) - CLOCK_MARGIN)
-            with self.db.atomic():
-                self.db.table("sync_state").upsert(
-                    {**state, "full_run": run, "full_started_at": started}, pk="demarche_number")
-                self.db.execute("DELETE FROM sync_streams WHERE demarche_number = ? AND name LIKE 'full:%'", [number])
-                self.db.table("sync_streams").insert_all(
-                    [{"demarche_number": number, "name": f"full:{s}", "updated_since": EPOCH, "state": s,
-                      "cursor": None, "done": 0, "pages": 0} for s in STATES], pk=("demarche_number", "name"))
-        rows = self.db.query(
-            "SELECT * FROM sync_streams WHERE demarche_number = ? AND name LIKE 'full:%' AND done = 0", [number])
-        return [Stream(number, r["name"], r["updated_since"], r["state"], r["cursor"], run) for r in rows]
+            syncstate.open_full(self.db, number, run, _iso(_server_now(self.client) - CLOCK_MARGIN), EPOCH, STATES)
+        return [Stream(number, r["name"], r["updated_since"], r["state"], r["cursor"], run)
+                for r in syncstate.pending_full_streams(self.db, number)]
 
     def _plan_incremental(self, number: int) -> Stream:
-        state = self._state(number)
-        rows = list(self.db.query(
-            "SELECT * FROM sync_streams WHERE demarche_number = ? AND name = 'incremental'", [number]))
-        if rows and rows[0]["updated_since"] == state["incremental_since"]:
-            cursor = rows[0]["cursor"]
-        else:
-            cursor = None
-            with self.db.atomic():
-                self.db.table("sync_streams").upsert(
-                    {"demarche_number": number, "name": "incremental", "updated_since": state["incremental_since"],
-                     "state": None, "cursor": None, "done": 0, "pages": 0}, pk=("demarche_number", "name"))
-        return Stream(number, "incremental", state["incremental_since"], None, cursor, state.get("full_run"))
+        row = syncstate.incremental_stream(self.db, number)
+        return Stream(number, "incremental", row["updated_since"], None, row["cursor"],
+                      syncstate.state(self.db, number).get("full_run"))
 
     def _needs_full(self, number: int) -> bool:
-        state = self._state(number)
+        state = syncstate.state(self.db, number)
         return self.full or not state.get("incremental_since") or state.get("full_run") is not None
 
     # ------------------------------------------------------------ fetching threads
@@ -219,20 +220,20 @@ class Syncer:
         if stream is None:
             return
         summary = self.summaries[stream.demarche]
-        with self.db.atomic():
-            if page is not None:
-                counts = store.save_dossiers(self.db, stream.demarche, page["nodes"], seen_run=stream.seen_run)
-                cursor = page["pageInfo"]["endCursor"]
-                self.db.execute(
-                    "UPDATE sync_streams SET cursor = coalesce(?, cursor), pages = pages + 1, done = ? "
-                    "WHERE demarche_number = ? AND name = ?",
-                    [cursor, int(not page["pageInfo"]["hasNextPage"]), stream.demarche, stream.name])
-                summary.add(counts)
-            elif work.done:
-                self.db.execute("UPDATE sync_streams SET done = 1 WHERE demarche_number = ? AND name = ?",
-                                [stream.demarche, stream.name])
-        if page is not None and self.after_page is not None:
-            self.after_page(stream.demarche, [n for n in page["nodes"] if n])
+        if page is not None:
+            counts = syncstate.save_page(self.db, stream.demarche, stream.name, page, seen_run=stream.seen_run)
+            read = {n["number"] for n in page["nodes"] if n}
+            self.seen.update(read)
+            summary.illisibles[:] = [n for n in summary.illisibles if n not in read]
+            summary.add(counts)
+            summary.avertissements.extend(page.get("warnings") or ())
+            for stub, _message in page.get("unreadable") or ():
+                if stub["number"] not in summary.illisibles:
+                    summary.illisibles.append(stub["number"])
+            if self.after_page is not None:
+                self.after_page(stream.demarche, [n for n in page["nodes"] if n])
+        elif work.done:
+            syncstate.stream_done(self.db, stream.demarche, stream.name)
         self.progress(summary)
 
     def _save_deletions(self, work: _Work) -> None:
@@ -240,25 +241,47 @@ class Syncer:
             return
         number = work.demarche
         state, items = work.deletions
-        with self.db.atomic():
-            self.summaries[number].supprimes += store.mark_deleted(self.db, number, items, state)
+        self.summaries[number].supprimes += syncstate.save_deleted(self.db, number, items, state)
         self.progress(self.summaries[number])
+
+    def _reread(self, number: int) -> None:
+        """Re-reads by number the dossiers a page could not give whole: the unreadable ones (until DS can
+        serialise them) and those whose company data DS had not fetched (until it has)."""
+        summary = self.summaries[number]
+        # Named or read by a page of this very run: a second read now would tell nothing new.
+        for dossier in [n for n in syncstate.to_reread(self.db, number)
+                        if n not in self.seen and n not in summary.illisibles]:
+            try:
+                answer = self.client.read_dossier(dossier)
+            except NotFoundError:
+                syncstate.forget_unreadable(self.db, dossier)
+                continue
+            except PageError as exc:
+                syncstate.still_unreadable(self.db, number, dossier, str(exc))
+            else:
+                node = (answer.data or {}).get("dossier")
+                summary.avertissements.extend(answer.warnings)
+                if node is not None:
+                    summary.add(syncstate.save_reread(self.db, number, node), page=False)
+                    if dossier in summary.illisibles:
+                        summary.illisibles.remove(dossier)
+                    continue
+                syncstate.still_unreadable(self.db, number, dossier,
+                                           "; ".join(str(e.get("message")) for e in answer.bad))
+            if dossier not in summary.illisibles:
+                summary.illisibles.append(dossier)
+            self.progress(summary)
 
     # ------------------------------------------------------------ the run
 
     def run(self, metas: dict[int, dict[str, Any]]) -> list[Summary]:
         """Saves the démarches' metadata, then pulls dossiers and deletions of each."""
         fulls = [n for n in self.demarches.values() if self._needs_full(n)]
-        runs: dict[int, int] = {}
-        with self.db.atomic():
-            for key, number in self.demarches.items():
-                store.save_demarche(self.db, key, metas[number])
-                summary = self.summaries[number]
-                summary.title = metas[number]["title"]
-                summary.mode = "complète" if number in fulls else "incrémentale"
-                runs[number] = self.db.execute(
-                    "INSERT INTO sync_runs (demarche_number, mode, started_at) VALUES (?, ?, ?) RETURNING id",
-                    [number, summary.mode, store.now()]).fetchone()[0]
+        for number, summary in self.summaries.items():
+            summary.title = metas[number]["title"]
+            summary.mode = "complète" if number in fulls else "incrémentale"
+        runs = syncstate.start_runs(self.db, [(key, metas[number], self.summaries[number].mode)
+                                              for key, number in self.demarches.items()])
         # Interleave the démarches' streams so a small démarche's short streams fill the slots
         # while the big one's long streams run, instead of queueing behind them.
         plans = [self._plan_full(n, runs[n]) for n in fulls]
@@ -266,27 +289,18 @@ class Syncer:
         for number in fulls:
             # Hand over to the incremental stream, keeping the full run's mark until it has run:
             # it catches what changed while the full pull was going on.
-            state = self._state(number)
-            with self.db.atomic():
-                self.db.execute("DELETE FROM sync_streams WHERE demarche_number = ? AND name LIKE 'full:%'", [number])
-                self.db.table("sync_state").upsert(
-                    {**state, "incremental_since": state["full_started_at"]}, pk="demarche_number")
+            syncstate.close_full(self.db, number)
+        # The next run starts a little before this one, on the server's clock: late commits.
+        next_since = _iso(_server_now(self.client) - CLOCK_MARGIN)
         self._run_streams([self._plan_incremental(n) for n in self.demarches.values()])
+        for number in self.demarches.values():
+            syncstate.set_next_since(self.db, number, next_since)
         for number in fulls:
-            with self.db.atomic():
-                self.summaries[number].supprimes += store.mark_vanished(
-                    self.db, number, self._state(number)["full_run"])
-                self.db.execute("UPDATE sync_state SET full_run = NULL WHERE demarche_number = ?", [number])
+            self.summaries[number].supprimes += syncstate.finish_full(self.db, number)
+        for number in self.demarches.values():
+            self._reread(number)
         self._run_deletions()
-        finished = store.now()
-        with self.db.atomic():
-            for number, summary in self.summaries.items():
-                self.db.table("sync_runs").update(runs[number], {
-                    "finished_at": finished, "pages": summary.pages, "nouveaux": summary.nouveaux,
-                    "modifies": summary.modifies, "supprimes": summary.supprimes, "restaures": summary.restaures,
-                    "inchanges": summary.inchanges})
-                self.db.execute("UPDATE sync_state SET last_success_at = ? WHERE demarche_number = ?",
-                                [finished, number])
+        syncstate.finish_runs(self.db, runs, {n: s.counts() for n, s in self.summaries.items()})
         return list(self.summaries.values())
 
     def _run_streams(self, streams: list[Stream]) -> None:
@@ -299,13 +313,10 @@ class Syncer:
     def _run_deletions(self) -> None:
         self.stop.clear()
         server_now = _server_now(self.client)
-        sinces = {n: self._state(n).get("deletions_since") for n in self.demarches.values()}
+        sinces = {n: syncstate.state(self.db, n).get("deletions_since") for n in self.demarches.values()}
         jobs = [functools.partial(self._fetch_deletions, n, sinces[n]) for n in self.demarches.values()]
         self._run_threads(jobs, self._save_deletions)
-        with self.db.atomic():
-            for number in self.demarches.values():
-                self.db.execute("UPDATE sync_state SET deletions_since = ? WHERE demarche_number = ?",
-                                [_iso(server_now - DELETION_OVERLAP), number])
+        syncstate.set_deletions_since(self.db, list(self.demarches.values()), _iso(server_now - DELETION_OVERLAP))
 
 
 def fetch_metas(client: DSClient, demarches: dict[str, int]) -> dict[int, dict[str, Any]]:
@@ -346,7 +357,7 @@ def sync_settings(settings: Settings, demarches: dict[str, int], *, full: bool =
     `server_date` is then the server's clock at that moment, which the incremental stream starts from.
     """
     token = settings.require_token()
-    lock = FileLock(f"{settings.db_path}.lock", timeout=0)
+    lock = FileLock(f"{settings.db_path}.lock", timeout=0, mode=0o600)
     try:
         lock.acquire()
     except Timeout:

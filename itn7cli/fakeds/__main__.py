@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every GraphQL request")
     p.add_argument("--fail-rate", type=float, default=0.0, help="share of GraphQL requests that fail (0..1)")
     p.add_argument("--fail-kinds", default=",".join(FAULT_KINDS), help="comma-separated: 429,502,503,timeout")
-    p.add_argument("--rate-limit", type=int, default=400, help="requests per minute per token")
+    p.add_argument("--rate-limit", type=int, default=400, help="requests per window per token")
+    p.add_argument("--rate-window", type=int, default=60, help="length of the fixed rate-limit windows, seconds")
     p.add_argument("--files-size", type=int, default=None, help="size in bytes of every attachment")
     p.add_argument("--url-ttl", type=float, default=3600.0, help="life of signed file URLs, seconds")
     args = p.parse_args(argv)
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         {args.token: TokenSpec(write=True)},
         port=args.port,
         rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
         url_ttl=args.url_ttl,
         fault_seed=args.seed,
     )

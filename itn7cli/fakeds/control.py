@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -29,7 +31,8 @@ class Faults:
 
     `fail_rate` draws one of `kinds` at random (seeded); `fail_next(n, kind)` forces the next n
     requests to fail; `latency` (seconds) is added to every GraphQL request; `corrupt(file_key)`
-    makes a file download serve wrong bytes.
+    makes a file download serve wrong bytes; `slow(number)` makes every read of a dossier's champs
+    time out, as long as it is set; `retry_after` is when an injected 429's window ends (seconds).
     """
 
     def __init__(self, seed: int = 0) -> None:
@@ -43,6 +46,52 @@ class Faults:
         self.forbidden_network = False
         self._queue: list[str] = []
         self._corrupt: set[str] = set()
+        self._slow: set[int] = set()
+        self._hold_after: int | None = None
+        self._answered = 0
+        self._waiting = 0
+        self._released = threading.Event()
+
+    def hold_after(self, n: int) -> None:
+        """Answer the next `n` GraphQL requests, then keep every later one waiting until `release()` (a
+        server that stops answering: lets a test interrupt a client mid-run, without timing anything)."""
+        with self._lock:
+            self._hold_after, self._answered = n, 0
+            self._released.clear()
+
+    def release(self) -> None:
+        """Answer the held requests and every later one."""
+        with self._lock:
+            self._hold_after = None
+        self._released.set()
+
+    def wait_if_held(self, timeout: float = 120.0) -> None:
+        """Called by the server before answering a GraphQL request."""
+        with self._lock:
+            if self._hold_after is None:
+                return
+            self._answered += 1
+            if self._answered <= self._hold_after:
+                return
+            self._waiting += 1
+        self._released.wait(timeout)
+        with self._lock:
+            self._waiting -= 1
+
+    def held(self) -> int:
+        """How many requests are being kept waiting right now."""
+        with self._lock:
+            return self._waiting
+
+    def slow(self, number: int, on: bool = True) -> None:
+        """Every read of dossier `number` with its champs times out (partial data), until turned off."""
+        with self._lock:
+            (self._slow.add if on else self._slow.discard)(number)
+
+    def slow_dossiers(self) -> set[int]:
+        """The dossiers whose reads time out."""
+        with self._lock:
+            return set(self._slow)
 
     def fail_next(self, n: int, kind: str) -> None:
         """Make the next `n` GraphQL requests fail with `kind` ("429", "502", "503" or "timeout")."""
@@ -80,6 +129,7 @@ class Faults:
         with self._lock:
             self._queue.clear()
             self._corrupt.clear()
+            self._slow.clear()
             self.fail_rate = 0.0
             self.latency = 0.0
             self.expired_token = False
@@ -88,7 +138,8 @@ class Faults:
 
 @dataclass
 class Stats:
-    """Request counters: total, per operation name, mutations, throttled (429) responses, files served."""
+    """Request counters: total, per operation name, mutations, throttled (429) responses, files served,
+    and GraphQL requests per (token, calendar minute) — see `per_minute`."""
 
     requests: int = 0
     operations: Counter[str] = field(default_factory=Counter)
@@ -97,6 +148,7 @@ class Stats:
     throttled: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     files_served: int = 0
+    minutes: Counter[tuple[str, int]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -109,9 +161,27 @@ class Stats:
         with self._lock:
             getattr(self, counter)[key] += 1
 
+    def note_minute(self, authorization: str) -> None:
+        """Count one GraphQL request of this Authorization header in the current calendar minute."""
+        key = (_token_key(authorization), int(time.time()) // 60)
+        with self._lock:
+            self.minutes[key] += 1
+
+    def per_minute(self, token: str) -> dict[int, int]:
+        """Requests made with `token` (as a Bearer token), by calendar minute (epoch minute number)."""
+        key = _token_key(f"Bearer {token}")
+        with self._lock:
+            return {minute: n for (k, minute), n in self.minutes.items() if k == key}
+
     def reset(self) -> None:
         """Set every counter back to zero."""
         with self._lock:
             self.requests = self.mutations = self.mutations_applied = self.throttled = self.files_served = 0
             self.operations.clear()
             self.faults.clear()
+            self.minutes.clear()
+
+
+def _token_key(authorization: str) -> str:
+    # The fake keeps no token in its counters, only a digest of the header.
+    return hashlib.sha256(authorization.strip().encode()).hexdigest()[:16]

@@ -178,6 +178,9 @@ class Dossier:
     hidden_by_user_at: datetime | None = None
     hidden_by_expired_at: datetime | None = None
     followers: list[int] = field(default_factory=list)
+    bad_data: bool = False
+    extra_champs: list[dict[str, Any]] = field(default_factory=list)
+    uncommitted: tuple[int, Any, datetime] | None = None
     _rendered: dict[str, Any] | None = None
 
     @property
@@ -733,7 +736,7 @@ class Dataset:
             return cached
         demarche = self.demarches[self.numbers[d.key]]
         groupe = next(g for g in demarche.groupes if g["number"] == d.groupe)
-        out = {
+        out: dict[str, Any] = {
             "id": d.id,
             "number": d.number,
             "state": d.state,
@@ -759,9 +762,12 @@ class Dataset:
             "instructeurs": [{"id": relay_id("Instructeur", i), "email": self.instructeurs[i]} for i in d.followers],
             "demandeur": d.applicant.to_graphql(),
             "traitements": list(d.traitements),
-            "champs": self._render_champs(d, d.revision.champs),
+            "champs": self._render_champs(d, d.revision.champs) + [dict(c) for c in d.extra_champs],
             "annotations": self._render_champs(d, d.revision.annotations),
         }
+        if d.bad_data and out["champs"]:
+            # A value that breaks a non-null field: DS nulls the dossier (invalid_null), see engine._format.
+            out["champs"][0] = {**out["champs"][0], "label": None}
         d._rendered = out
         return out
 
@@ -1035,6 +1041,52 @@ class Dataset:
             d.champ_updated[desc.stable_id] = now
             d.champs_updated_at = now
             return spec
+
+    # ------------------------------------------------------------------ what real data does to DS
+    def set_bad_data(self, number: int, bad: bool = True) -> None:
+        """Data DS cannot serialise (or repaired), without touching updated_at, as DS's repairs do."""
+        with self.lock:
+            d = self.dossiers[number]
+            d.bad_data = bad
+            d._rendered = None
+
+    def add_raw_champ(self, number: int, champ: dict[str, Any]) -> None:
+        """Append a champ as given (`_kind` picks its GraphQL type: "RNA", "DossierLink" with `linked`…)."""
+        with self.lock:
+            d = self.dossiers[number]
+            d.extra_champs.append(champ)
+            now = self._touch(d)
+            d.champs_updated_at = now
+
+    def edit_champ_uncommitted(self, number: int, descriptor: str | int, value: Any) -> None:
+        """Save a change whose transaction commits later (`commit`): updated_at is stamped now, at save."""
+        with self.lock:
+            d = self.dossiers[number]
+            desc = self._descriptor(d, descriptor)
+            d.uncommitted = (desc.stable_id, value, max(datetime.now(UTC), d.updated_at + ONE_US))
+
+    def commit(self, number: int) -> None:
+        """Commit the change saved earlier: it becomes visible with its earlier updated_at."""
+        with self.lock:
+            d = self.dossiers[number]
+            if d.uncommitted is None:
+                return
+            stable_id, value, stamped = d.uncommitted
+            d.uncommitted = None
+            d.values[stable_id] = value
+            d.updated_at = d.champs_updated_at = d.champ_updated[stable_id] = stamped
+            d._rendered = None
+
+    def complete_company(self, number: int) -> None:
+        """API Entreprise answers again: the demandeur becomes a PersonneMorale, the dossier untouched
+        (DS app/models/etablissement.rb)."""
+        with self.lock:
+            d = self.dossiers[number]
+            a = d.applicant
+            if a.typename == "PersonneMoraleIncomplete":
+                d.applicant = Applicant("PersonneMorale", a.siret, "COMMUNE DE NICE", "7210", "Commune", "06088",
+                                        "Nice", "06000", "06", 342669)
+                d._rendered = None
 
     def groupe_instructeurs(self, number: int) -> list[int]:
         """Instructeur ids (the integer part) of a dossier's groupe."""

@@ -370,6 +370,18 @@ def descriptor_type(value: dict[str, Any], *_: Any) -> str:
     return typename
 
 
+def resolve_linked_dossier(champ: dict[str, Any], info: Any) -> dict[str, Any] | None:
+    """DossierLinkChamp.dossier loads the linked dossier from any démarche; one the token does not
+    cover is hidden with an `unauthorized` error and a null field, the rest of the answer intact
+    (DS app/graphql/types/champs/dossier_link_champ_type.rb, types/dossier_type.rb `self.authorized?`)."""
+    ctx = _ctx(info)
+    number = champ.get("linked")
+    if number is None:
+        return None
+    with ctx.dataset.lock:
+        return ctx.dataset.render(_visible_dossier(ctx, number))
+
+
 FILE_FIELDS: dict[str, Callable[[FileSpec, RequestContext], Any]] = {
     "filename": lambda f, _c: f.filename,
     "contentType": lambda f, _c: f.content_type,
@@ -467,6 +479,7 @@ def schema() -> GraphQLSchema:
     obj("Dossier").fields["annotations"].resolve = _champ_list("annotations")
     for name, fld in obj("File").fields.items():
         fld.resolve = _file_field(name)
+    obj("DossierLinkChamp").fields["dossier"].resolve = resolve_linked_dossier
     obj("CheckboxChamp").fields["value"].resolve = lambda c, _i: bool(c.get("value"))
     obj("Champ").resolve_type = champ_type
     obj("Demandeur").resolve_type = demandeur_type
@@ -494,7 +507,11 @@ def run(
 
 def _format(error: GraphQLError) -> dict[str, Any]:
     out = dict(error.formatted)
-    if not out.get("extensions"):
+    if error.message.startswith("Cannot return null for non-nullable field"):
+        # DS app/graphql/api/v2/schema.rb `type_error`: bad data is `invalid_null`, nulled up to
+        # the nearest nullable parent (a dossier's item in DossierConnection.nodes).
+        out["extensions"] = {"code": "invalid_null"}
+    elif not out.get("extensions"):
         original = error.original_error
         code = "internal_server_error" if original and not isinstance(original, GraphQLError) else "bad_request"
         out["extensions"] = {"code": code}

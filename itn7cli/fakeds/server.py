@@ -12,7 +12,6 @@ import socket
 import sys
 import threading
 import time
-from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
@@ -62,8 +61,9 @@ class _HTTPServer(ThreadingHTTPServer):
 class FakeDS:
     """A running fake Démarche Numérique API.
 
-    `tokens` maps a bearer token to its `TokenSpec`; `rate_limit` is requests per minute per
-    token; `url_ttl` is the life of signed file URLs in seconds.
+    `tokens` maps a bearer token to its `TokenSpec`; `rate_limit` is requests per window per
+    token, in fixed windows of `rate_window` seconds (60, as DS; tests shorten it); `url_ttl` is
+    the life of signed file URLs in seconds.
     """
 
     def __init__(
@@ -73,6 +73,7 @@ class FakeDS:
         *,
         port: int = 0,
         rate_limit: int = 400,
+        rate_window: int = 60,
         url_ttl: float = 3600.0,
         fault_seed: int = 0,
     ) -> None:
@@ -80,12 +81,13 @@ class FakeDS:
         self.tokens: dict[str, TokenSpec] = dict(tokens if tokens is not None else {"demo": TokenSpec(write=True)})
         self.port = port
         self.rate_limit = rate_limit
+        self.rate_window = rate_window
         self.url_ttl = url_ttl
         self.faults = Faults(fault_seed)
         self.stats = Stats()
         self.documents = DocumentCache(schema())
         self._secret = secrets.token_bytes(32)
-        self._hits: dict[str, deque[float]] = {}
+        self._windows: dict[str, tuple[int, int]] = {}
         self._hits_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -152,16 +154,19 @@ class FakeDS:
         return key, ""
 
     # ------------------------------------------------------------------ rate limit
-    def _throttle(self, key: str) -> float | None:
-        """Seconds to wait if this request goes past the per-minute limit, else None."""
-        now = time.monotonic()
+    def _throttle(self, key: str) -> int | None:
+        """The epoch second the current window ends if this request goes past the limit, else None.
+
+        As DS's Rack::Attack throttle (config/initializers/rack_attack.rb): fixed windows aligned on
+        the epoch, keyed on the Authorization header value, and every request counts, refused ones too.
+        """
+        window = int(time.time()) // self.rate_window
         with self._hits_lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - 60:
-                hits.popleft()
-            hits.append(now)
-            if len(hits) > self.rate_limit:
-                return max(1.0, hits[-self.rate_limit - 1] + 60 - now)
+            start, count = self._windows.get(key, (window, 0))
+            count = count + 1 if start == window else 1
+            self._windows[key] = (window, count)
+        if count > self.rate_limit:
+            return (window + 1) * self.rate_window
         return None
 
 
@@ -208,6 +213,29 @@ def _inject_timeout(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _time_out_dossiers(body: dict[str, Any], slow: set[int]) -> dict[str, Any]:
+    """Every read of a slow dossier's champs hits DS's 30 s limit (app/graphql/api/v2/schema.rb,
+    `Timeout`): its node is null, with a `timeout` error, and the rest of the answer is partial data."""
+    data = body.get("data")
+    if not isinstance(data, dict):
+        return body
+    errors = list(body.get("errors") or [])
+    nodes: list[Any] = ((data.get("demarche") or {}).get("dossiers") or {}).get("nodes") or []
+    for i, node in enumerate(nodes):
+        if node and node.get("number") in slow and "champs" in node:
+            nodes[i] = None
+            errors.append({"message": "Timeout on Dossier.champs", "locations": [],
+                           "path": ["demarche", "dossiers", "nodes", i, "champs"], "extensions": {"code": "timeout"}})
+    single = data.get("dossier")
+    if isinstance(single, dict) and single.get("number") in slow and "champs" in single:
+        body["data"] = None  # Query.dossier is non-null: the null goes up to the root
+        errors.append({"message": "Timeout on Dossier.champs", "locations": [], "path": ["dossier", "champs"],
+                       "extensions": {"code": "timeout"}})
+    if errors:
+        body["errors"] = errors
+    return body
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "nginx"
@@ -235,18 +263,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         self._send(status, body, "application/json; charset=utf-8")
 
-    def _too_many(self, retry_after: float) -> None:
+    def _too_many(self, reset: int) -> None:
+        # DS's own throttled_responder (config/initializers/rack_attack.rb): plain text, no Retry-After.
         self.app.stats.add("throttled")
-        wait = math.ceil(retry_after)
         self._send(
             429,
             THROTTLED_BODY.encode(),
             "text/plain; charset=utf-8",
-            {
-                "Retry-After": str(wait),
-                "RateLimit-Remaining": "0",
-                "RateLimit-Reset": str(int(time.time()) + wait),
-            },
+            {"RateLimit-Remaining": "0", "RateLimit-Reset": str(reset)},
         )
 
     def do_POST(self) -> None:
@@ -258,21 +282,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         app = self.app
         app.stats.add("requests")
+        auth_header = self.headers.get("Authorization") or ""
+        app.stats.note_minute(auth_header)
+        app.faults.wait_if_held()
         if app.faults.latency > 0:
             time.sleep(app.faults.latency)
         fault = app.faults.draw()
         if fault:
             app.stats.count("faults", fault)
-        if fault == "429":
-            self._too_many(app.faults.retry_after)
+        if fault == "429":  # a window another client spent, ending `retry_after` seconds from now
+            self._too_many(math.ceil(time.time() + app.faults.retry_after))
             return
         if fault in ("502", "503"):
             self._send(int(fault), HTML_ERRORS[int(fault)].encode(), "text/html; charset=utf-8")
             return
-        auth_header = self.headers.get("Authorization") or ""
-        wait = app._throttle(auth_header)
-        if wait is not None:
-            self._too_many(wait)
+        reset = app._throttle(auth_header)
+        if reset is not None:
+            self._too_many(reset)
             return
         token = _bearer(auth_header)
         spec = app.tokens.get(token) if token else None
@@ -315,6 +341,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = run(prepared, ctx, variables, operation_name)
         if fault == "timeout" and prepared.operations.get(operation_name) == OperationType.QUERY:
             body = _inject_timeout(body)
+        slow = app.faults.slow_dossiers()
+        if slow:
+            body = _time_out_dossiers(body, slow)
         self._json(200, body)
 
     def do_GET(self) -> None:

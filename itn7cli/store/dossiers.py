@@ -7,14 +7,16 @@ of dossiers is written in one transaction together with the checkpoint describin
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import sqlite_utils
 
 from ..errors import StoreError
-from .schema import now
+from .schema import LIVE, now
 
 # ---------------------------------------------------------------- démarches
 
@@ -101,7 +103,7 @@ def strip_volatile(node: Mapping[str, Any]) -> dict[str, Any]:
     return {**node, **{key: _without_urls(node[key]) for key in ("champs", "annotations") if node.get(key)}}
 
 
-def _dossier_row(demarche_number: int, node: Mapping[str, Any], raw: str) -> dict[str, Any]:
+def _dossier_row(demarche_number: int, node: Mapping[str, Any], raw: str | None) -> dict[str, Any]:
     demandeur = node.get("demandeur") or {}
     entreprise = demandeur.get("entreprise") or {}
     address = demandeur.get("address") or {}
@@ -141,44 +143,105 @@ def _dossier_row(demarche_number: int, node: Mapping[str, Any], raw: str) -> dic
 Typed = tuple[str | None, float | None, int | None, int | None, str | None, str | None]
 NOT_STRUCTURED = {"__typename", "id", "champDescriptorId", "label", "stringValue", "updatedAt", "rows", "files"}
 TEXT_KEYS = {"TextChamp": "text", "DropDownListChamp": "choice", "CiviliteChamp": "civilite"}
+# SQLite's INTEGER is 64-bit signed; DS's BigInt (an integer champ, a file size) is a string of any length.
+INT64 = range(-(2**63), 2**63)
+
+
+class OutOfRange(ValueError):
+    """A value that does not fit its typed column; kept as text with its original string."""
+
+
+def _int64(raw: Any) -> int | None:
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise OutOfRange(raw) from None
+    if value not in INT64:
+        raise OutOfRange(raw)
+    return value
+
+
+def _finite(raw: Any) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise OutOfRange(raw) from None
+    if not math.isfinite(value):
+        raise OutOfRange(raw)
+    return value
+
+
+def _iso_date(raw: Any, with_time: bool) -> str | None:
+    if raw in (None, ""):
+        return None
+    try:
+        if with_time:
+            datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        else:
+            date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        raise OutOfRange(raw) from None
+    return str(raw)
 
 
 def _typed_value(champ: Mapping[str, Any]) -> Typed:
-    """The champ's value in the column that fits its type, in CHAMP_COLUMNS order (BigInt strings become integers)."""
+    """The champ's value in the column that fits its type, in CHAMP_COLUMNS order (BigInt strings become
+    integers). Total: a value that does not fit raises `OutOfRange`, and the caller keeps it as text.
+
+    A champ type the query does not name comes with `stringValue` only: no typed column is filled."""
     typename = champ.get("__typename")
     if typename in TEXT_KEYS:
         return champ.get(TEXT_KEYS[typename]), None, None, None, None, None
     if typename == "DecimalNumberChamp":
-        return None, champ.get("decimal"), None, None, None, None
+        return None, _finite(champ.get("decimal")), None, None, None, None
     if typename == "IntegerNumberChamp":
-        raw = champ.get("integer")
-        try:
-            return None, None, int(raw) if raw not in (None, "") else None, None, None, None
-        except (TypeError, ValueError):
-            return str(raw), None, None, None, None, None
+        return None, None, _int64(champ.get("integer")), None, None, None
     if typename in ("CheckboxChamp", "YesNoChamp"):
         value = champ.get("checked" if typename == "CheckboxChamp" else "yesNo")
         return None, None, None, None if value is None else int(bool(value)), None, None
     if typename in ("DateChamp", "DatetimeChamp"):
-        return None, None, None, None, champ.get("date" if typename == "DateChamp" else "datetime"), None
+        with_time = typename == "DatetimeChamp"
+        return None, None, None, None, _iso_date(champ.get("datetime" if with_time else "date"), with_time), None
     structured = {k: v for k, v in champ.items() if k not in NOT_STRUCTURED}
     return None, None, None, None, None, json.dumps(structured, ensure_ascii=False) if structured else None
 
 
-def _champ_rows(number: int, kind: str, champs: Iterable[Mapping[str, Any]], parent_id: str | None = None,
-                row_id: str | None = None) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    """("champs" | "files", row) for each champ, file and repetition row, in TABLE_COLUMNS order."""
+def _original(champ: Mapping[str, Any]) -> str:
+    """The API's own string of a value that does not fit its column."""
+    for key in ("integer", "decimal", "date", "datetime"):
+        if champ.get(key) not in (None, ""):
+            return str(champ[key])
+    return str(champ.get("stringValue") or "")
+
+
+def _champ_rows(number: int, kind: str, champs: Iterable[Mapping[str, Any]], out_of_range: list[tuple[int, str]],
+                parent_id: str | None = None, row_id: str | None = None) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """("champs" | "files", row) for each champ, file and repetition row, in TABLE_COLUMNS order; values that
+    do not fit their typed column are kept as text and added to `out_of_range` as (dossier, champ label)."""
     for position, champ in enumerate(champs):
         champ_id, descriptor_id = champ["id"], champ.get("champDescriptorId")
+        try:
+            typed = _typed_value(champ)
+        except OutOfRange:
+            typed = (_original(champ), None, None, None, None, None)
+            out_of_range.append((number, str(champ.get("label") or champ_id)))
         yield "champs", (number, champ_id, descriptor_id, kind, parent_id, row_id, position, champ.get("__typename"),
-                         champ.get("label"), champ.get("stringValue"), *_typed_value(champ), champ.get("updatedAt"))
+                         champ.get("label"), champ.get("stringValue"), *typed, champ.get("updatedAt"))
         for file_position, file in enumerate(champ.get("files") or ()):
             size = file.get("byteSize")
+            try:
+                byte_size, size_text = _int64(size), None
+            except OutOfRange:
+                byte_size, size_text = None, str(size)
+                out_of_range.append((number, f"{champ.get('label') or champ_id} ({file.get('filename')})"))
             yield "files", (number, champ_id, file_position, descriptor_id, file.get("filename"),
-                            file.get("contentType"), int(size) if size not in (None, "") else None,
-                            file.get("checksum"))
+                            file.get("contentType"), byte_size, file.get("checksum"), size_text)
         for row in champ.get("rows") or ():
-            yield from _champ_rows(number, kind, row.get("champs") or (), champ_id, row["id"])
+            yield from _champ_rows(number, kind, row.get("champs") or (), out_of_range, champ_id, row["id"])
 
 
 CHAMP_COLUMNS = ("value_text", "value_number", "value_integer", "value_boolean", "value_date", "value_json")
@@ -190,13 +253,15 @@ class PageCounts:
     modifies: int = 0
     restaures: int = 0
     inchanges: int = 0
+    # (dossier number, champ label) of each value kept as text because it did not fit its column
+    hors_limites: list[tuple[int, str]] = field(default_factory=list)
 
 
 TABLE_COLUMNS = {
     "champs": ("dossier_number", "id", "descriptor_id", "kind", "parent_id", "row_id", "position", "type", "label",
                "string_value", *CHAMP_COLUMNS, "updated_at"),
     "files": ("dossier_number", "champ_id", "position", "descriptor_id", "filename", "content_type", "byte_size",
-              "checksum"),
+              "checksum", "byte_size_text"),
     "traitements": ("dossier_number", "position", "event", "state", "date_traitement", "email_agent_traitant",
                     "motivation"),
 }
@@ -237,7 +302,7 @@ def save_dossiers(db: sqlite_utils.Database, demarche_number: int, nodes: Iterab
             counts.inchanges += 1
             unchanged.append(number)
             continue
-        if before is None:
+        if before is None or before == (None, None):  # never seen, or a stub of an unreadable dossier
             counts.nouveaux += 1
         else:
             existing.append(number)
@@ -247,7 +312,7 @@ def save_dossiers(db: sqlite_utils.Database, demarche_number: int, nodes: Iterab
                 counts.modifies += 1
         dossiers.append({**_dossier_row(demarche_number, node, raw), "seen_run": seen_run, "synced_at": stamp})
         for kind, key in (("champ", "champs"), ("annotation", "annotations")):
-            for table, row in _champ_rows(number, kind, node.get(key) or ()):
+            for table, row in _champ_rows(number, kind, node.get(key) or (), counts.hors_limites):
                 children[table].append(row)
         for position, t in enumerate(node.get("traitements") or ()):
             children["traitements"].append((number, position, t.get("event"), t.get("state"), t.get("dateTraitement"),
@@ -264,6 +329,26 @@ def save_dossiers(db: sqlite_utils.Database, demarche_number: int, nodes: Iterab
         for table, rows in children.items():
             _insert_many(db, table, TABLE_COLUMNS[table], rows)
     return counts
+
+
+def save_stub(db: sqlite_utils.Database, demarche_number: int, node: Mapping[str, Any],
+              *, seen_run: int | None = None) -> None:
+    """Gives a dossier DS cannot serialise a row (raw NULL: not live) from a read without champs, unless it
+    already has one; a full pull's mark keeps it from being taken for vanished. Call inside a transaction."""
+    row = {**_dossier_row(demarche_number, node, None), "seen_run": seen_run, "synced_at": now()}
+    row.pop("raw")
+    columns = tuple(row)
+    db.execute(f"INSERT INTO dossiers ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+               "ON CONFLICT(number) DO UPDATE SET seen_run = coalesce(excluded.seen_run, seen_run)",
+               [row[c] for c in columns])
+
+
+def incomplete_demandeurs(db: sqlite_utils.Database, demarche_number: int) -> list[int]:
+    """Live dossiers whose company data DS could not fetch yet (PersonneMoraleIncomplete): DS completes
+    them without touching the dossier, so only a re-read by number sees it."""
+    return [n for (n,) in db.execute(
+        "SELECT d.number FROM dossiers d WHERE d.demarche_number = ? AND d.demandeur_type = "
+        f"'PersonneMoraleIncomplete' AND {LIVE} ORDER BY d.number", [demarche_number])]
 
 
 def mark_deleted(db: sqlite_utils.Database, demarche_number: int, items: Iterable[Mapping[str, Any]],

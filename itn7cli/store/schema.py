@@ -254,6 +254,14 @@ def m005_unreadable_dossiers(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m006_sync_overlap_and_big_values(db: sqlite_utils.Database) -> None:
+    # Where the next incremental run starts (server clock, with an overlap for late commits), and a
+    # file size too large for SQLite's 64-bit INTEGER, kept as DS sent it.
+    db.execute("ALTER TABLE sync_state ADD COLUMN next_since TEXT")
+    db.execute("ALTER TABLE files ADD COLUMN byte_size_text TEXT")
+
+
+@migrations()
 def m008_checks_form_hash(db: sqlite_utils.Database) -> None:
     # A fingerprint of how the dossier's démarche form was read (roles → champs per revision): a new
     # revision that changes it re-checks that démarche's dossiers.
