@@ -17,8 +17,12 @@ import pytest
 from typer.testing import CliRunner
 
 from itn7cli import config, files, store
+from itn7cli.api import DSClient, RetryPolicy
 from itn7cli.cli import app
+from itn7cli.errors import StoreError
+from itn7cli.export.pieces import gather_session
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+from itn7cli.files import pool
 
 TOKEN = "jeton-secret-4f9c2a"
 DEVIS = "Devis de la prestation"
@@ -26,7 +30,7 @@ DEVIS = "Devis de la prestation"
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "BACKOFF", 0.01)
+    monkeypatch.setattr(pool, "RETRY", RetryPolicy(attempts=3, base=0.001, cap=0.01))
 
 
 @pytest.fixture
@@ -149,7 +153,7 @@ def test_a_corrupted_file_is_retried_then_reported_and_not_kept(
     bad = [(k, v) for k, v in downloads(settings).items() if v[0] != "ok"]
     assert [(k[0], v[0], v[1]) for k, v in bad] == [(number, "somme_invalide", None)]
     assert summary.statuses["somme_invalide"] == 1
-    assert server.stats.files_served == len(stored_files(settings)) - 1 + files.ATTEMPTS
+    assert server.stats.files_served == len(stored_files(settings)) - 1 + pool.RETRY.attempts
     on_disk = [p for p in (settings.files_dir).rglob("presentation_projet_*") if p.parent.parent.name.startswith(
         f"{number}-")]
     assert on_disk == []
@@ -169,25 +173,6 @@ def test_a_file_that_failed_is_fetched_again_on_the_next_run(
     assert server.stats.files_served == 1
     assert summary.telecharges == 1
     assert {status for status, _, _ in downloads(settings).values()} == {"ok"}
-
-
-def test_an_expired_link_is_renewed_through_get_dossier(
-        settings: config.Settings, server: FakeDS, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every URL in the sync's pages is dead on arrival; getDossier then signs fresh ones.
-    server.url_ttl = -10.0
-    monkeypatch.setattr(files, "REFRESH_PER_MINUTE", 6000)
-    original = files._Refetcher.__call__
-
-    def renewing(self: files._Refetcher, number: int, force: bool = False) -> dict[str, Any] | None:
-        server.url_ttl = 3600.0
-        return original(self, number, force)
-
-    monkeypatch.setattr(files._Refetcher, "__call__", renewing)
-
-    summary = run(settings)
-
-    assert summary.statuses["ok"] == len(stored_files(settings)) == server.stats.files_served
-    assert server.stats.operations["getDossier"] >= 1
 
 
 def test_a_file_added_to_a_dossier_is_downloaded_on_the_next_run(
@@ -325,7 +310,7 @@ def test_a_path_leading_outside_the_files_directory_is_refused(tmp_path: Path) -
     (tmp_path / "root" / "lien").symlink_to(tmp_path)
 
     for relative in ("../x", "/etc/passwd", "lien/x", "."):
-        with pytest.raises(files.StoreError):
+        with pytest.raises(StoreError):
             files.inside(tmp_path / "root", relative)
 
 
@@ -364,7 +349,7 @@ def test_gather_session_links_the_sessions_verified_files_into_the_destination(
     db = store.open_db(settings.db_path)
     wanted = {n for n, s in session_of(settings).items() if s == 1}
 
-    folders = files.gather_session(db, settings, 1, tmp_path / "comite")
+    folders = gather_session(db, settings, 1, tmp_path / "comite")
 
     with_files = {n for (n,) in db.execute("SELECT DISTINCT dossier_number FROM file_downloads WHERE status = 'ok'")}
     assert set(folders) == wanted & with_files
@@ -381,8 +366,8 @@ def test_gather_session_follows_the_session_written_by_the_check(settings: confi
     number = next(n for n, s in session_of(settings).items() if s == 1 and n in {k[0] for k in downloads(settings)})
     db.table("checks").insert({"number": number, "session": 3})
 
-    first = files.gather_session(db, settings, 1, tmp_path / "s1")
-    third = files.gather_session(db, settings, 3, tmp_path / "s3", link=False)
+    first = gather_session(db, settings, 1, tmp_path / "s1")
+    third = gather_session(db, settings, 3, tmp_path / "s3", link=False)
 
     assert number not in first
     assert number in third
