@@ -9,10 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -23,6 +24,10 @@ from itn7cli.errors import StoreError
 from itn7cli.export.pieces import gather_session
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
 from itn7cli.files import pool
+from itn7cli.files.download import FileGone, LinkExpired, Refused, Retryable, size_of
+from itn7cli.files.pool import Job
+from itn7cli.files.run import FilesRun
+from itn7cli.private import private_dir
 
 TOKEN = "jeton-secret-4f9c2a"
 DEVIS = "Devis de la prestation"
@@ -225,7 +230,183 @@ def test_the_api_token_appears_in_no_path_and_nowhere_in_the_database(settings: 
     assert all(TOKEN not in str(p) for p in settings.files_dir.rglob("*"))
 
 
+# ---------------------------------------------------------------- expired links and the HTTP policy
+
+
+def test_the_fake_refuses_an_expired_link_with_401_as_swift_does(server: FakeDS, dataset: Dataset) -> None:
+    spec = next(iter(dataset.files.values()))
+    url = server.sign(spec)
+    assert httpx.get(url).status_code == 200
+
+    server.storage.rotate()
+
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(server.sign(spec)).status_code == 200
+    assert server.storage.refused == 1
+
+
+def test_links_expired_before_their_download_are_renewed_with_one_get_dossier_per_dossier(
+        settings: config.Settings, server: FakeDS) -> None:
+    from itn7cli import sync
+
+    pages: list[tuple[int, dict[str, Any]]] = []
+    sync.sync_settings(settings, settings.demarche_numbers(),
+                       after_page=lambda demarche, nodes: pages.extend((demarche, n) for n in nodes))
+    server.storage.rotate()  # every link the pages hold is dead before its download starts
+    server.stats.reset()
+    keys = {number: key for key, number in settings.demarche_numbers().items()}
+    root = private_dir(settings.files_dir).resolve()
+
+    with DSClient(server.url, TOKEN) as client:
+        files_run = FilesRun(root, keys, {}, files.LinkRenewer(client, keys), workers=3)
+        for demarche, node in pages:
+            files_run.submit(demarche, node)
+        files_run.finish()
+
+    expected = stored_files(settings)
+    assert files_run.summary.statuses["ok"] == len(expected) == server.stats.files_served
+    assert server.storage.refused == len(expected)
+    assert server.stats.operations["getDossier"] == len({number for number, _, _ in expected})
+
+
+def fast_token_env(settings: config.Settings, server: FakeDS, tmp_path: Path, token: str) -> dict[str, str]:
+    """The CLI's environment with one download worker and a limiter of its own (a token no other test uses)."""
+    toml = tmp_path / "itn7.toml"
+    toml.write_text("[ds]\nconcurrency = 1\nrequests_per_minute = 100000\n")
+    return {**cli_env(settings), "DS_API_TOKEN": token, "ITN7_CONFIG": str(toml)}
+
+
+def test_sync_files_completes_with_every_attachment_verified_when_every_link_expires(
+        dataset: Dataset, tmp_path: Path) -> None:
+    token = "jeton-liens-courts-77c1"
+    # Links live 5 s, and each file served takes 10 s on the storage's clock: every link signed before
+    # a download expires, the ones in the sync's pages and the renewed ones alike.
+    with FakeDS(dataset, tokens={token: TokenSpec()}, url_ttl=5.0, rate_limit=100_000) as server:
+        server.storage.seconds_per_file = 10.0
+        cfg = config.Settings(token=config.Secret(token), api_url=server.url, demarches=dict(dataset.numbers),
+                              db_path=tmp_path / "itn7.db", files_dir=tmp_path / "fichiers")
+
+        result = CliRunner().invoke(app, ["sync", "--files"], env=fast_token_env(cfg, server, tmp_path, token))
+
+        assert result.exit_code == 0, result.stderr
+        expected = stored_files(cfg)
+        assert {status for status, _, _ in downloads(cfg).values()} == {"ok"}
+        assert set(downloads(cfg)) == set(expected)
+        for _, path, checksum in downloads(cfg).values():
+            assert md5(cfg.files_dir / str(path)) == checksum
+        assert server.stats.files_served == len(expected)
+        assert server.storage.refused >= len(expected) // 2
+        assert f"{len(expected)} téléchargée(s)" in " ".join(result.stderr.split())
+
+
+def test_a_link_refused_even_once_renewed_is_reported_and_the_run_ends(tmp_path: Path) -> None:
+    token = "jeton-liens-morts-3b0e"
+    dataset = Dataset.generate(seed=5, counts={"general": 6, "labo": 2})
+    # Every link is born dead, renewed ones too (a clock far off, say).
+    with FakeDS(dataset, tokens={token: TokenSpec()}, url_ttl=-10.0) as server:
+        cfg = config.Settings(token=config.Secret(token), api_url=server.url, demarches=dict(dataset.numbers),
+                              db_path=tmp_path / "itn7.db", files_dir=tmp_path / "fichiers", concurrency=3)
+
+        summary = run(cfg)
+
+        with_files = {number for number, _, _ in stored_files(cfg)}
+        assert server.stats.files_served == 0
+        assert server.stats.operations["getDossier"] == pool.RENEWALS * len(with_files)
+    assert {status for status, _, _ in downloads(cfg).values()} == {"erreur"}
+    assert summary.statuses["erreur"] == len(stored_files(cfg))
+    messages = {m for (m,) in rows(cfg, "SELECT DISTINCT message FROM file_downloads")}
+    assert messages == {"Lien de téléchargement refusé même renouvelé : vérifiez l'heure de ce poste, puis "
+                        "relancez « itn7 sync --files »."}
+
+
+def ref_to(url: str) -> files.FileRef:
+    return files.FileRef(1, 7, "c1", 0, "devis.pdf", "AAAA", 4, url, PurePosixPath("general/7/Devis/devis.pdf"))
+
+
+@pytest.mark.parametrize(("status", "problem"), [
+    (401, LinkExpired), (403, LinkExpired), (404, FileGone), (410, FileGone), (408, Retryable), (425, Retryable),
+    (429, Retryable), (500, Retryable), (503, Retryable), (400, Refused), (418, Refused), (451, Refused)])
+def test_download_verified_names_each_status_renew_retry_or_report(
+        tmp_path: Path, status: int, problem: type[Exception]) -> None:
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(status, content=b"x")))
+
+    with pytest.raises(problem):
+        files.download_verified(http, ref_to("https://stockage.example/f"), tmp_path / "devis.pdf")
+
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("status", "requests"), [(400, 1), (418, 1), (503, 3), (429, 3), (408, 3)])
+def test_the_pool_asks_again_only_for_what_the_retry_rule_retries(
+        tmp_path: Path, status: int, requests: int) -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(status)
+
+    download_pool = files.DownloadPool(tmp_path, files.LinkRenewer(None, {}), workers=1,
+                                       transport=httpx.MockTransport(answer))
+    download_pool.put(Job(ref_to("https://stockage.example/f")))
+    download_pool.close()
+
+    [outcome] = download_pool.results()
+    assert outcome.status == "erreur"
+    assert len(seen) == requests == (1 if status < 500 and status not in (408, 425, 429) else pool.RETRY.attempts)
+
+
+def test_a_bug_in_a_worker_is_raised_not_reported_as_a_file_error(
+        settings: config.Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> int:
+        return 1 // 0
+
+    monkeypatch.setattr(pool, "download_verified", broken)
+
+    with pytest.raises(ZeroDivisionError):
+        run(settings)
+
+
+# ---------------------------------------------------------------- personal data
+
+
+def modes(root: Path) -> tuple[set[str], set[str]]:
+    """The permission bits of the folders and of the files under `root` (itself included)."""
+    entries = [root, *root.rglob("*")]
+    return ({oct(p.stat().st_mode & 0o777) for p in entries if p.is_dir()},
+            {oct(p.stat().st_mode & 0o777) for p in entries if p.is_file()})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_the_attachments_folder_and_everything_in_it_are_owner_only_whatever_the_umask(
+        settings: config.Settings, umask: int) -> None:
+    previous = os.umask(umask)
+    try:
+        run(settings)
+    finally:
+        os.umask(previous)
+
+    assert modes(settings.files_dir) == ({"0o700"}, {"0o600"})
+    assert len(list(settings.files_dir.rglob("*.pdf"))) > 10
+
+
+def test_attachments_an_older_version_left_readable_by_all_become_owner_only(settings: config.Settings) -> None:
+    run(settings)
+    for path in [settings.files_dir, *settings.files_dir.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    run(settings)
+
+    assert modes(settings.files_dir) == ({"0o700"}, {"0o600"})
+
+
 # ---------------------------------------------------------------- interruption
+
+
+def wait_until(condition: Callable[[], bool], child: subprocess.Popen[bytes]) -> None:
+    """Waits for something another process does (no event crosses processes); fails if the process ends."""
+    while not condition():
+        assert child.poll() is None, "the child ended before the condition held"
+        time.sleep(0.01)
 
 
 def test_a_run_killed_mid_download_leaves_no_half_file_counted_as_valid(tmp_path: Path) -> None:
@@ -236,19 +417,18 @@ def test_a_run_killed_mid_download_leaves_no_half_file_counted_as_valid(tmp_path
         env = {**os.environ, "DS_API_TOKEN": TOKEN, "DS_API_URL": server.url, "ITN7_DB": str(cfg.db_path),
                "ITN7_FILES": str(cfg.files_dir), "ITN7_DEMARCHE_GENERAL": str(dataset.numbers["general"]),
                "ITN7_DEMARCHE_LABO": str(dataset.numbers["labo"])}
+        # Two files go out whole, then one stops half-way until released: the kill lands mid-file.
+        server.storage.hold(after_files=2, after_bytes=1_000_000)
         child = subprocess.Popen([sys.executable, "-m", "itn7cli", "sync", "--files", "--quiet"], env=env,
                                  cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 60
-            # Kill once some files are done and another is half-way through its .part.
-            while not (server.stats.files_served >= 2 and any(p.stat().st_size > 1_000_000
-                                                              for p in parts(cfg.files_dir) if p.exists())):
-                assert child.poll() is None and time.monotonic() < deadline, "download ended before the kill"
-                time.sleep(0.002)
+            assert server.storage.held.wait(120), "no download reached the hold"
+            wait_until(lambda: any(size_of(p) for p in parts(cfg.files_dir)), child)
             child.send_signal(signal.SIGKILL)
         finally:
             child.kill()
             child.wait()
+            server.storage.release()
         assert parts(cfg.files_dir)
         for _, path, checksum in downloads(cfg).values():
             if path:

@@ -38,7 +38,7 @@ from .names import FileRef, dossier_files, inside
 
 # Per file, network failures and checksum mismatches together; a renewed link is not a failed attempt.
 RETRY = RetryPolicy(attempts=3, base=1.0, cap=10.0)
-# Per file: renewals whose fresh link was refused again. More means something else is wrong (clock skew).
+# Per dossier: renewed links refused in a row. More means something else is wrong (clock skew).
 RENEWALS = 3
 
 
@@ -66,13 +66,21 @@ class Crash:
     error: BaseException
 
 
+class RenewalsExhausted(Exception):
+    """The dossier's renewed links keep being refused: something else is wrong (this machine's clock?)."""
+
+
 class LinkRenewer:
     """Fresh signed URLs from `getDossier`: one request renews every link of a dossier, and the other
-    files of that dossier take theirs from it. Thread-safe; the client's limiter is the token's."""
+    files of that dossier take theirs from it. Thread-safe; the client's limiter is the token's.
+
+    A dossier whose renewed links are refused `RENEWALS` times with no download of it succeeding in
+    between gets no more requests: a run whose links all expire goes on, one that can never download ends."""
 
     def __init__(self, client: DSClient | None, keys: Mapping[int, str]) -> None:
         self.client, self.keys = client, dict(keys)
         self._links: dict[int, dict[tuple[str, int, str | None], str | None]] = {}
+        self._failures: dict[int, int] = {}
         self._locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -90,19 +98,121 @@ class LinkRenewer:
             self._links[number] = {(r.champ_id, r.position, r.checksum): r.url for r in refs}
         return node
 
-    def renew(self, ref: FileRef, refused: str | None) -> tuple[str | None, bool]:
-        """A link for `ref` other than `refused`, and whether a request was made for it; (None, …) when
-        the dossier no longer holds this file."""
+    def renew(self, ref: FileRef, refused: str | None) -> str | None:
+        """A link for `ref` other than `refused`; None when the dossier no longer holds this file. Raises
+        RenewalsExhausted when the dossier's renewed links keep being refused."""
+        number = ref.dossier_number
         with self._lock:
-            lock = self._locks.setdefault(ref.dossier_number, threading.Lock())
+            lock = self._locks.setdefault(number, threading.Lock())
         with lock:  # the files of one dossier wait for one request
             with self._lock:
-                known = self._links.get(ref.dossier_number, {}).get((ref.champ_id, ref.position, ref.checksum))
-            if known is not None and known != refused:
-                return known, False
-            self.dossier(ref.demarche_number, ref.dossier_number)
+                known = self._links.get(number, {}).get((ref.champ_id, ref.position, ref.checksum))
+                if known is not None and known != refused:
+                    return known
+                if known is not None:  # a link fresh from the API, refused
+                    self._failures[number] = self._failures.get(number, 0) + 1
+                if self._failures.get(number, 0) >= RENEWALS:
+                    raise RenewalsExhausted()
+            self.dossier(ref.demarche_number, number)
             with self._lock:
-                return self._links[ref.dossier_number].get((ref.champ_id, ref.position, ref.checksum)), True
+                return self._links[number].get((ref.champ_id, ref.position, ref.checksum))
+
+    def worked(self, ref: FileRef) -> None:
+        """A download of the dossier succeeded: its links are not refused for good."""
+        with self._lock:
+            self._failures.pop(ref.dossier_number, None)
+
+
+class Fetcher:
+    """What a worker does with one job: keep a good copy already on disk, or download the file, retrying
+    what `retry` retries and renewing an expired link. One file at a time per path."""
+
+    def __init__(self, root: Path, renewer: LinkRenewer, http: httpx.Client, stop: threading.Event, *,
+                 max_bytes: int = DEFAULT_MAX_BYTES, retry: RetryPolicy | None = None,
+                 on_bytes: Callable[[int], None] | None = None) -> None:
+        self.root, self.renewer, self.http, self.stop, self.max_bytes = root, renewer, http, stop, max_bytes
+        self.retry = retry or RETRY
+        self.on_bytes = on_bytes
+        self._lock = threading.Lock()
+        self._path_locks: dict[Path, threading.Lock] = {}
+
+    @contextmanager
+    def path_lock(self, relative: PurePosixPath) -> Iterator[Path]:
+        """The file's absolute path, held against every other worker."""
+        target = inside(self.root, relative)
+        with self._lock:
+            lock = self._path_locks.setdefault(target, threading.Lock())
+        with lock:
+            yield target
+
+    def fetch(self, job: Job) -> Outcome:
+        ref = job.ref
+        with self.path_lock(ref.path) as target:
+            reused = self._reuse(ref, target, job.previous)
+            if reused:
+                return reused
+            private_folders(self.root, target.parent)
+            outcome = self._download(ref, target)
+            if outcome.status != "ok":
+                # Whatever sits there is not this file any more (the dossier changed): never leave it
+                # looking like the current piece.
+                target.unlink(missing_ok=True)
+            return outcome
+
+    def _reuse(self, ref: FileRef, target: Path, previous: PurePosixPath | None) -> Outcome | None:
+        """A good copy already on disk (at its place, or where the dossier's old name put it) is kept."""
+        if size_of(target) == ref.byte_size and md5_base64(target) == ref.checksum:
+            return Outcome(ref, "ok", ref.byte_size)
+        if previous is not None and previous != ref.path:
+            old = inside(self.root, previous)
+            if size_of(old) == ref.byte_size and md5_base64(old) == ref.checksum:
+                private_folders(self.root, target.parent)
+                os.replace(old, target)
+                return Outcome(ref, "ok", ref.byte_size)
+        return None
+
+    def _download(self, ref: FileRef, target: Path) -> Outcome:
+        attempt = fetched = 0
+        failure = Outcome(ref, "erreur", message="Téléchargement impossible.")
+        while attempt < self.retry.attempts and not self.stop.is_set():
+            attempt += 1
+            try:
+                size = download_verified(self.http, ref, target, max_bytes=self.max_bytes, on_chunk=self.on_bytes,
+                                         stop=self.stop)
+                self.renewer.worked(ref)
+                return Outcome(ref, "ok", size, fetched=fetched + size)
+            except LinkExpired:
+                try:
+                    url = self.renewer.renew(ref, ref.url)
+                except RenewalsExhausted:
+                    return Outcome(ref, "erreur", fetched=fetched, message="Lien de téléchargement refusé même "
+                                   "renouvelé : vérifiez l'heure de ce poste, puis relancez « itn7 sync --files ».")
+                if url is None:
+                    return Outcome(ref, "manquant", message="Lien expiré et pièce absente du dossier relu : "
+                                   "relancez « itn7 sync --files ».")
+                ref, attempt = replace(ref, url=url), attempt - 1
+                continue
+            except FileGone as exc:
+                return Outcome(ref, "manquant", message=str(exc))
+            except TooBig as exc:
+                return Outcome(ref, "trop_gros", message=str(exc))
+            except Refused as exc:
+                return Outcome(ref, "erreur", message=str(exc))
+            except Interrupted:
+                break
+            except ChecksumMismatch as exc:
+                fetched += exc.fetched
+                failure = Outcome(ref, "somme_invalide", message=(
+                    f"Somme de contrôle différente de celle annoncée par l'API après {attempt} essai(s) : "
+                    "pièce non conservée."))
+            except Retryable as exc:
+                failure = Outcome(ref, "erreur", message=f"Téléchargement impossible ({exc}).")
+            except OSError as exc:  # the disk: full, read-only, permissions
+                failure = Outcome(ref, "erreur", message=f"Écriture impossible sur le disque ({exc.strerror}).")
+            if attempt < self.retry.attempts:
+                self.stop.wait(self.retry.backoff(attempt))
+        failure.fetched = fetched
+        return failure
 
 
 class DownloadPool:
@@ -111,13 +221,8 @@ class DownloadPool:
 
     def __init__(self, root: Path, renewer: LinkRenewer, *, workers: int = 4, max_bytes: int = DEFAULT_MAX_BYTES,
                  timeout: float = 60.0, retry: RetryPolicy | None = None,
-                 on_bytes: Callable[[int], None] | None = None) -> None:
-        self.root, self.renewer, self.max_bytes = root, renewer, max_bytes
-        self.retry = retry or RETRY
-        self.on_bytes = on_bytes
+                 on_bytes: Callable[[int], None] | None = None, transport: httpx.BaseTransport | None = None) -> None:
         self.stop = threading.Event()
-        self._lock = threading.Lock()
-        self._path_locks: dict[Path, threading.Lock] = {}
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=max(1, workers) * 2)
         self._results: queue.Queue[Outcome | Crash] = queue.Queue()
         # No Authorization header: file URLs are pre-signed and may point to another host, which must
@@ -125,7 +230,9 @@ class DownloadPool:
         self.http = httpx.Client(
             headers={"User-Agent": USER_AGENT}, follow_redirects=True,
             timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers))
+            limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers), transport=transport)
+        self.fetcher = Fetcher(root, renewer, self.http, self.stop, max_bytes=max_bytes, retry=retry,
+                               on_bytes=on_bytes)
         self._threads = [threading.Thread(target=self._work, name=f"itn7-files-{i}", daemon=True)
                          for i in range(max(1, workers))]
         for thread in self._threads:
@@ -159,13 +266,13 @@ class DownloadPool:
 
     def remove(self, relative: PurePosixPath) -> None:
         """Deletes a file no dossier holds any more, once no worker is writing it."""
-        with self._path_lock(inside(self.root, relative)) as target:
+        with self.fetcher.path_lock(relative) as target:
             target.unlink(missing_ok=True)
 
     def close(self, *, abort: bool = False) -> int:
         """Stops the workers after the queued jobs (all dropped with `abort`); returns how many were dropped."""
         dropped = 0
-        if abort:
+        if abort or self.stop.is_set():  # stopped: a worker failed, and the others may be gone too
             self.stop.set()
             with self._jobs.mutex:
                 dropped = len(self._jobs.queue)
@@ -179,85 +286,10 @@ class DownloadPool:
 
     # ------------------------------------------------------------ worker side
 
-    @contextmanager
-    def _path_lock(self, target: Path) -> Iterator[Path]:
-        with self._lock:
-            lock = self._path_locks.setdefault(target, threading.Lock())
-        with lock:
-            yield target
-
     def _work(self) -> None:
         try:
             while (job := self._jobs.get()) is not None:
-                self._results.put(self._fetch(job))
+                self._results.put(self.fetcher.fetch(job))
         except BaseException as exc:  # not swallowed: the writer raises it (a bug stays a bug)
             self.stop.set()
             self._results.put(Crash(exc))
-
-    def _fetch(self, job: Job) -> Outcome:
-        ref = job.ref
-        with self._path_lock(inside(self.root, ref.path)) as target:
-            reused = self._reuse(ref, target, job.previous)
-            if reused:
-                return reused
-            private_folders(self.root, target.parent)
-            outcome = self._download(ref, target)
-            if outcome.status != "ok":
-                # Whatever sits there is not this file any more (the dossier changed): never leave it
-                # looking like the current piece.
-                target.unlink(missing_ok=True)
-            return outcome
-
-    def _reuse(self, ref: FileRef, target: Path, previous: PurePosixPath | None) -> Outcome | None:
-        """A good copy already on disk (at its place, or where the dossier's old name put it) is kept."""
-        if size_of(target) == ref.byte_size and md5_base64(target) == ref.checksum:
-            return Outcome(ref, "ok", ref.byte_size)
-        if previous is not None and previous != ref.path:
-            old = inside(self.root, previous)
-            if size_of(old) == ref.byte_size and md5_base64(old) == ref.checksum:
-                private_folders(self.root, target.parent)
-                os.replace(old, target)
-                return Outcome(ref, "ok", ref.byte_size)
-        return None
-
-    def _download(self, ref: FileRef, target: Path) -> Outcome:
-        attempt = renewals = fetched = 0
-        failure = Outcome(ref, "erreur", message="Téléchargement impossible.")
-        while attempt < self.retry.attempts and not self.stop.is_set():
-            attempt += 1
-            try:
-                size = download_verified(self.http, ref, target, max_bytes=self.max_bytes, on_chunk=self.on_bytes,
-                                         stop=self.stop)
-                return Outcome(ref, "ok", size, fetched=fetched + size)
-            except LinkExpired:
-                url, requested = self.renewer.renew(ref, ref.url)
-                if url is None:
-                    return Outcome(ref, "manquant", message="Lien expiré et pièce absente du dossier relu : "
-                                   "relancez « itn7 sync --files ».")
-                renewals += requested
-                if renewals > RENEWALS:
-                    return Outcome(ref, "erreur", fetched=fetched, message="Lien de téléchargement refusé même "
-                                   "renouvelé : vérifiez l'heure de ce poste, puis relancez « itn7 sync --files ».")
-                ref, attempt = replace(ref, url=url), attempt - 1
-                continue
-            except FileGone as exc:
-                return Outcome(ref, "manquant", message=str(exc))
-            except TooBig as exc:
-                return Outcome(ref, "trop_gros", message=str(exc))
-            except Refused as exc:
-                return Outcome(ref, "erreur", message=str(exc))
-            except Interrupted:
-                break
-            except ChecksumMismatch as exc:
-                fetched += exc.fetched
-                failure = Outcome(ref, "somme_invalide", message=(
-                    f"Somme de contrôle différente de celle annoncée par l'API après {attempt} essai(s) : "
-                    "pièce non conservée."))
-            except Retryable as exc:
-                failure = Outcome(ref, "erreur", message=f"Téléchargement impossible ({exc}).")
-            except OSError as exc:  # the disk: full, read-only, permissions
-                failure = Outcome(ref, "erreur", message=f"Écriture impossible sur le disque ({exc.strerror}).")
-            if attempt < self.retry.attempts:
-                self.stop.wait(self.retry.backoff(attempt))
-        failure.fetched = fetched
-        return failure
