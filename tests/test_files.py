@@ -387,6 +387,7 @@ def test_the_attachments_folder_and_everything_in_it_are_owner_only_whatever_the
 
     assert modes(settings.files_dir) == ({"0o700"}, {"0o600"})
     assert len(list(settings.files_dir.rglob("*.pdf"))) > 10
+    assert oct(Path(f"{settings.db_path}.files.lock").stat().st_mode & 0o777) == "0o600"
 
 
 def test_attachments_an_older_version_left_readable_by_all_become_owner_only(settings: config.Settings) -> None:
@@ -397,6 +398,18 @@ def test_attachments_an_older_version_left_readable_by_all_become_owner_only(set
     run(settings)
 
     assert modes(settings.files_dir) == ({"0o700"}, {"0o600"})
+
+
+def test_what_the_user_keeps_beside_the_demarche_folders_is_left_as_it_is(settings: config.Settings) -> None:
+    settings.files_dir.mkdir()
+    notes = settings.files_dir / "notes.txt"
+    notes.write_text("à relire")
+    notes.chmod(0o644)
+
+    run(settings)
+
+    assert oct(notes.stat().st_mode & 0o777) == "0o644"
+    assert notes.read_text() == "à relire"
 
 
 # ---------------------------------------------------------------- interruption

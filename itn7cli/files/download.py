@@ -14,7 +14,7 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import httpx
@@ -147,18 +147,21 @@ def private_folders(root: Path, folder: Path) -> None:
         private_dir(current)
 
 
-def sweep(root: Path) -> int:
-    """Deletes the `.part` files a killed run left behind and narrows any wider mode to owner-only
-    (folders and files of an older version, or copied in by hand); returns how many `.part` it removed."""
+def sweep(root: Path, folders: Iterable[str]) -> int:
+    """Deletes the `.part` files a killed run left behind in the démarche `folders` of `root`, and narrows
+    any wider mode there to owner-only (a tree of an older version, or copied in by hand); returns how
+    many `.part` it removed. Nothing else under `root` is touched: it may be a folder the user shares."""
     removed = 0
-    for path in root.rglob("*"):
-        if path.is_symlink():
+    for folder in folders:
+        top = root / folder
+        if top.is_symlink() or not top.is_dir():
             continue
-        if path.is_file() and path.name.startswith(PART_PREFIX) and path.name.endswith(PART_SUFFIX):
-            path.unlink(missing_ok=True)
-            removed += 1
-            continue
-        wanted = DIR_MODE if path.is_dir() else FILE_MODE
-        if path.stat().st_mode & 0o077:
-            os.chmod(path, wanted)
+        for path in [top, *top.rglob("*")]:
+            if path.is_symlink():
+                continue
+            if path.is_file() and path.name.startswith(PART_PREFIX) and path.name.endswith(PART_SUFFIX):
+                path.unlink(missing_ok=True)
+                removed += 1
+            elif path.stat().st_mode & 0o077:
+                os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
     return removed

@@ -98,13 +98,18 @@ def _champ_files(champs: Any) -> Iterator[tuple[Mapping[str, Any], int, Mapping[
             yield from _champ_files(row.get("champs"))
 
 
+def demarche_folder(demarche_key: str) -> str:
+    """The top folder of a démarche's attachments."""
+    return safe_component(demarche_key, max_bytes=FOLDER_BYTES)
+
+
 def dossier_files(demarche_number: int, demarche_key: str, node: Mapping[str, Any]) -> list[FileRef]:
     """Every attachment of a dossier (champs, repetition rows, annotations) with its place in the tree
     `<démarche>/<numéro>-<porteur>/<champ>/<nom>`; same names in one folder get ` (2)`, ` (3)`…"""
     number = int(node["number"])
     name = porteur(node)
     holder = safe_component(name, max_bytes=FOLDER_BYTES - 12) if name.strip() else ""
-    folder = PurePosixPath(safe_component(demarche_key, max_bytes=FOLDER_BYTES), f"{number}-{holder}".rstrip("-"))
+    folder = PurePosixPath(demarche_folder(demarche_key), f"{number}-{holder}".rstrip("-"))
     taken: set[str] = set()
     refs = []
     for champ, position, file in [*_champ_files(node.get("champs")), *_champ_files(node.get("annotations"))]:

@@ -28,7 +28,7 @@ from ..errors import StoreError
 from ..private import FILE_MODE, private_dir
 from ..store import downloads
 from .download import DEFAULT_MAX_BYTES, size_of, sweep, too_big_message
-from .names import FileRef, dossier_files
+from .names import FileRef, demarche_folder, dossier_files
 from .pool import DownloadPool, Job, LinkRenewer, Outcome
 
 STATUSES = ("ok", "manquant", "somme_invalide", "trop_gros", "erreur")
@@ -226,7 +226,7 @@ def sync_with_files(settings: Settings, demarches: dict[str, int], *, full: bool
         with ExitStack() as reading:
             known = downloads.records(reading.enter_context(closing(store.open_db(settings.db_path))), numbers)
         root = private_dir(settings.files_dir).resolve()
-        sweep(root)
+        sweep(root, [demarche_folder(key) for key in demarches])
         keys = {number: key for key, number in demarches.items()}
         run = FilesRun(root, keys, known, LinkRenewer(client, keys), workers=settings.concurrency,
                        max_bytes=max_bytes, timeout=settings.timeout_seconds, retry=retry, progress=file_progress)
