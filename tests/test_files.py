@@ -415,10 +415,17 @@ def test_what_the_user_keeps_beside_the_demarche_folders_is_left_as_it_is(settin
 # ---------------------------------------------------------------- interruption
 
 
+def named_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".part")]
+
+
 def wait_until(condition: Callable[[], bool], child: subprocess.Popen[bytes]) -> None:
-    """Waits for something another process does (no event crosses processes); fails if the process ends."""
+    """Waits for something another process does (no event crosses processes); fails if the process ends.
+    The deadline only keeps a broken run from hanging the suite: it measures nothing."""
+    hang_guard = time.monotonic() + 300
     while not condition():
         assert child.poll() is None, "the child ended before the condition held"
+        assert time.monotonic() < hang_guard, "the condition never held"
         time.sleep(0.01)
 
 
@@ -436,7 +443,10 @@ def test_a_run_killed_mid_download_leaves_no_half_file_counted_as_valid(tmp_path
                                  cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             assert server.storage.held.wait(120), "no download reached the hold"
-            wait_until(lambda: any(size_of(p) for p in parts(cfg.files_dir)), child)
+            # The held file cannot end, so the child cannot either: wait for the two files served whole
+            # to be verified and renamed, and for the held one's bytes to reach its .part.
+            wait_until(lambda: len(named_files(cfg.files_dir)) >= 2
+                       and any(size_of(p) for p in parts(cfg.files_dir)), child)
             child.send_signal(signal.SIGKILL)
         finally:
             child.kill()
@@ -446,11 +456,16 @@ def test_a_run_killed_mid_download_leaves_no_half_file_counted_as_valid(tmp_path
         for _, path, checksum in downloads(cfg).values():
             if path:
                 assert md5(cfg.files_dir / path) == checksum
-        named = [p for p in cfg.files_dir.rglob("*") if p.is_file() and not p.name.endswith(".part")]
+        named = named_files(cfg.files_dir)
+        assert len(named) >= 2
         assert all(md5(p) in set(stored_files(cfg).values()) for p in named)
+        server.stats.reset()
 
         summary = run(cfg)
 
+        # The verified files the killed run left are kept without being downloaded again.
+        assert summary.deja_presents == len(named)
+        assert server.stats.files_served == len(stored_files(cfg)) - len(named)
     assert {status for status, _, _ in downloads(cfg).values()} == {"ok"}
     assert set(downloads(cfg)) == set(stored_files(cfg))
     assert summary.statuses["ok"] == len(stored_files(cfg))
