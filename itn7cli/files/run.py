@@ -223,8 +223,8 @@ def sync_with_files(settings: Settings, demarches: dict[str, int], *, full: bool
         # The token is checked on every démarche before the database is even created.
         metas = sync_mod.fetch_metas(client, demarches)
         numbers = list(demarches.values())
-        with ExitStack() as reading:
-            known = downloads.records(reading.enter_context(closing(store.open_db(settings.db_path))), numbers)
+        with closing(store.open_db(settings.db_path)) as db:
+            known = downloads.records(db, numbers)
         root = private_dir(settings.files_dir).resolve()
         sweep(root, [demarche_folder(key) for key in demarches])
         keys = {number: key for key, number in demarches.items()}
