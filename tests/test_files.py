@@ -9,16 +9,25 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from itn7cli import config, files, store
+from itn7cli.api import DSClient, RetryPolicy
 from itn7cli.cli import app
+from itn7cli.errors import StoreError
+from itn7cli.export.pieces import gather_session
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+from itn7cli.files import pool
+from itn7cli.files.download import FileGone, LinkExpired, Refused, Retryable, size_of
+from itn7cli.files.pool import Job
+from itn7cli.files.run import FilesRun
+from itn7cli.private import private_dir
 
 TOKEN = "jeton-secret-4f9c2a"
 DEVIS = "Devis de la prestation"
@@ -26,7 +35,7 @@ DEVIS = "Devis de la prestation"
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "BACKOFF", 0.01)
+    monkeypatch.setattr(pool, "RETRY", RetryPolicy(attempts=3, base=0.001, cap=0.01))
 
 
 @pytest.fixture
@@ -149,7 +158,7 @@ def test_a_corrupted_file_is_retried_then_reported_and_not_kept(
     bad = [(k, v) for k, v in downloads(settings).items() if v[0] != "ok"]
     assert [(k[0], v[0], v[1]) for k, v in bad] == [(number, "somme_invalide", None)]
     assert summary.statuses["somme_invalide"] == 1
-    assert server.stats.files_served == len(stored_files(settings)) - 1 + files.ATTEMPTS
+    assert server.stats.files_served == len(stored_files(settings)) - 1 + pool.RETRY.attempts
     on_disk = [p for p in (settings.files_dir).rglob("presentation_projet_*") if p.parent.parent.name.startswith(
         f"{number}-")]
     assert on_disk == []
@@ -169,25 +178,6 @@ def test_a_file_that_failed_is_fetched_again_on_the_next_run(
     assert server.stats.files_served == 1
     assert summary.telecharges == 1
     assert {status for status, _, _ in downloads(settings).values()} == {"ok"}
-
-
-def test_an_expired_link_is_renewed_through_get_dossier(
-        settings: config.Settings, server: FakeDS, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every URL in the sync's pages is dead on arrival; getDossier then signs fresh ones.
-    server.url_ttl = -10.0
-    monkeypatch.setattr(files, "REFRESH_PER_MINUTE", 6000)
-    original = files._Refetcher.__call__
-
-    def renewing(self: files._Refetcher, number: int, force: bool = False) -> dict[str, Any] | None:
-        server.url_ttl = 3600.0
-        return original(self, number, force)
-
-    monkeypatch.setattr(files._Refetcher, "__call__", renewing)
-
-    summary = run(settings)
-
-    assert summary.statuses["ok"] == len(stored_files(settings)) == server.stats.files_served
-    assert server.stats.operations["getDossier"] >= 1
 
 
 def test_a_file_added_to_a_dossier_is_downloaded_on_the_next_run(
@@ -240,7 +230,203 @@ def test_the_api_token_appears_in_no_path_and_nowhere_in_the_database(settings: 
     assert all(TOKEN not in str(p) for p in settings.files_dir.rglob("*"))
 
 
+# ---------------------------------------------------------------- expired links and the HTTP policy
+
+
+def test_the_fake_refuses_an_expired_link_with_401_as_swift_does(server: FakeDS, dataset: Dataset) -> None:
+    spec = next(iter(dataset.files.values()))
+    url = server.sign(spec)
+    assert httpx.get(url).status_code == 200
+
+    server.storage.rotate()
+
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(server.sign(spec)).status_code == 200
+    assert server.storage.refused == 1
+
+
+def test_links_expired_before_their_download_are_renewed_with_one_get_dossier_per_dossier(
+        settings: config.Settings, server: FakeDS) -> None:
+    from itn7cli import sync
+
+    pages: list[tuple[int, dict[str, Any]]] = []
+    sync.sync_settings(settings, settings.demarche_numbers(),
+                       after_page=lambda demarche, nodes: pages.extend((demarche, n) for n in nodes))
+    server.storage.rotate()  # every link the pages hold is dead before its download starts
+    server.stats.reset()
+    keys = {number: key for key, number in settings.demarche_numbers().items()}
+    root = private_dir(settings.files_dir).resolve()
+
+    with DSClient(server.url, TOKEN) as client:
+        files_run = FilesRun(root, keys, {}, files.LinkRenewer(client, keys), workers=3)
+        for demarche, node in pages:
+            files_run.submit(demarche, node)
+        files_run.finish()
+
+    expected = stored_files(settings)
+    assert files_run.summary.statuses["ok"] == len(expected) == server.stats.files_served
+    assert server.storage.refused == len(expected)
+    assert server.stats.operations["getDossier"] == len({number for number, _, _ in expected})
+
+
+def fast_token_env(settings: config.Settings, server: FakeDS, tmp_path: Path, token: str) -> dict[str, str]:
+    """The CLI's environment with one download worker and a limiter of its own (a token no other test uses)."""
+    toml = tmp_path / "itn7.toml"
+    toml.write_text("[ds]\nconcurrency = 1\nrequests_per_minute = 100000\n")
+    return {**cli_env(settings), "DS_API_TOKEN": token, "ITN7_CONFIG": str(toml)}
+
+
+def test_sync_files_completes_with_every_attachment_verified_when_every_link_expires(
+        dataset: Dataset, tmp_path: Path) -> None:
+    token = "jeton-liens-courts-77c1"
+    # Links live 5 s, and each file served takes 10 s on the storage's clock: every link signed before
+    # a download expires, the ones in the sync's pages and the renewed ones alike.
+    with FakeDS(dataset, tokens={token: TokenSpec()}, url_ttl=5.0, rate_limit=100_000) as server:
+        server.storage.seconds_per_file = 10.0
+        cfg = config.Settings(token=config.Secret(token), api_url=server.url, demarches=dict(dataset.numbers),
+                              db_path=tmp_path / "itn7.db", files_dir=tmp_path / "fichiers")
+
+        result = CliRunner().invoke(app, ["sync", "--files"], env=fast_token_env(cfg, server, tmp_path, token))
+
+        assert result.exit_code == 0, result.stderr
+        expected = stored_files(cfg)
+        assert {status for status, _, _ in downloads(cfg).values()} == {"ok"}
+        assert set(downloads(cfg)) == set(expected)
+        for _, path, checksum in downloads(cfg).values():
+            assert md5(cfg.files_dir / str(path)) == checksum
+        assert server.stats.files_served == len(expected)
+        assert server.storage.refused >= len(expected) // 2
+        assert f"{len(expected)} téléchargée(s)" in " ".join(result.stderr.split())
+
+
+def test_a_link_refused_even_once_renewed_is_reported_and_the_run_ends(tmp_path: Path) -> None:
+    token = "jeton-liens-morts-3b0e"
+    dataset = Dataset.generate(seed=5, counts={"general": 6, "labo": 2})
+    # Every link is born dead, renewed ones too (a clock far off, say).
+    with FakeDS(dataset, tokens={token: TokenSpec()}, url_ttl=-10.0) as server:
+        cfg = config.Settings(token=config.Secret(token), api_url=server.url, demarches=dict(dataset.numbers),
+                              db_path=tmp_path / "itn7.db", files_dir=tmp_path / "fichiers", concurrency=3)
+
+        summary = run(cfg)
+
+        with_files = {number for number, _, _ in stored_files(cfg)}
+        assert server.stats.files_served == 0
+        assert server.stats.operations["getDossier"] == pool.RENEWALS * len(with_files)
+    assert {status for status, _, _ in downloads(cfg).values()} == {"erreur"}
+    assert summary.statuses["erreur"] == len(stored_files(cfg))
+    messages = {m for (m,) in rows(cfg, "SELECT DISTINCT message FROM file_downloads")}
+    assert messages == {"Lien de téléchargement refusé même renouvelé : vérifiez l'heure de ce poste, puis "
+                        "relancez « itn7 sync --files »."}
+
+
+def ref_to(url: str) -> files.FileRef:
+    return files.FileRef(1, 7, "c1", 0, "devis.pdf", "AAAA", 4, url, PurePosixPath("general/7/Devis/devis.pdf"))
+
+
+@pytest.mark.parametrize(("status", "problem"), [
+    (401, LinkExpired), (403, LinkExpired), (404, FileGone), (410, FileGone), (408, Retryable), (425, Retryable),
+    (429, Retryable), (500, Retryable), (503, Retryable), (400, Refused), (418, Refused), (451, Refused)])
+def test_download_verified_names_each_status_renew_retry_or_report(
+        tmp_path: Path, status: int, problem: type[Exception]) -> None:
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(status, content=b"x")))
+
+    with pytest.raises(problem):
+        files.download_verified(http, ref_to("https://stockage.example/f"), tmp_path / "devis.pdf")
+
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("status", "requests"), [(400, 1), (418, 1), (503, 3), (429, 3), (408, 3)])
+def test_the_pool_asks_again_only_for_what_the_retry_rule_retries(
+        tmp_path: Path, status: int, requests: int) -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(status)
+
+    download_pool = files.DownloadPool(tmp_path, files.LinkRenewer(None, {}), workers=1,
+                                       transport=httpx.MockTransport(answer))
+    download_pool.put(Job(ref_to("https://stockage.example/f")))
+    download_pool.close()
+
+    [outcome] = download_pool.results()
+    assert outcome.status == "erreur"
+    assert len(seen) == requests == (1 if status < 500 and status not in (408, 425, 429) else pool.RETRY.attempts)
+
+
+def test_a_bug_in_a_worker_is_raised_not_reported_as_a_file_error(
+        settings: config.Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> int:
+        return 1 // 0
+
+    monkeypatch.setattr(pool, "download_verified", broken)
+
+    with pytest.raises(ZeroDivisionError):
+        run(settings)
+
+
+# ---------------------------------------------------------------- personal data
+
+
+def modes(root: Path) -> tuple[set[str], set[str]]:
+    """The permission bits of the folders and of the files under `root` (itself included)."""
+    entries = [root, *root.rglob("*")]
+    return ({oct(p.stat().st_mode & 0o777) for p in entries if p.is_dir()},
+            {oct(p.stat().st_mode & 0o777) for p in entries if p.is_file()})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_the_attachments_folder_and_everything_in_it_are_owner_only_whatever_the_umask(
+        settings: config.Settings, umask: int) -> None:
+    previous = os.umask(umask)
+    try:
+        run(settings)
+    finally:
+        os.umask(previous)
+
+    assert modes(settings.files_dir) == ({"0o700"}, {"0o600"})
+    assert len(list(settings.files_dir.rglob("*.pdf"))) > 10
+    assert oct(Path(f"{settings.db_path}.files.lock").stat().st_mode & 0o777) == "0o600"
+
+
+def test_attachments_an_older_version_left_readable_by_all_become_owner_only(settings: config.Settings) -> None:
+    run(settings)
+    for path in [settings.files_dir, *settings.files_dir.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    run(settings)
+
+    assert modes(settings.files_dir) == ({"0o700"}, {"0o600"})
+
+
+def test_what_the_user_keeps_beside_the_demarche_folders_is_left_as_it_is(settings: config.Settings) -> None:
+    settings.files_dir.mkdir()
+    notes = settings.files_dir / "notes.txt"
+    notes.write_text("à relire")
+    notes.chmod(0o644)
+
+    run(settings)
+
+    assert oct(notes.stat().st_mode & 0o777) == "0o644"
+    assert notes.read_text() == "à relire"
+
+
 # ---------------------------------------------------------------- interruption
+
+
+def named_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".part")]
+
+
+def wait_until(condition: Callable[[], bool], child: subprocess.Popen[bytes]) -> None:
+    """Waits for something another process does (no event crosses processes); fails if the process ends.
+    The deadline only keeps a broken run from hanging the suite: it measures nothing."""
+    hang_guard = time.monotonic() + 300
+    while not condition():
+        assert child.poll() is None, "the child ended before the condition held"
+        assert time.monotonic() < hang_guard, "the condition never held"
+        time.sleep(0.01)
 
 
 def test_a_run_killed_mid_download_leaves_no_half_file_counted_as_valid(tmp_path: Path) -> None:
@@ -251,28 +437,35 @@ def test_a_run_killed_mid_download_leaves_no_half_file_counted_as_valid(tmp_path
         env = {**os.environ, "DS_API_TOKEN": TOKEN, "DS_API_URL": server.url, "ITN7_DB": str(cfg.db_path),
                "ITN7_FILES": str(cfg.files_dir), "ITN7_DEMARCHE_GENERAL": str(dataset.numbers["general"]),
                "ITN7_DEMARCHE_LABO": str(dataset.numbers["labo"])}
+        # Two files go out whole, then one stops half-way until released: the kill lands mid-file.
+        server.storage.hold(after_files=2, after_bytes=1_000_000)
         child = subprocess.Popen([sys.executable, "-m", "itn7cli", "sync", "--files", "--quiet"], env=env,
                                  cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 60
-            # Kill once some files are done and another is half-way through its .part.
-            while not (server.stats.files_served >= 2 and any(p.stat().st_size > 1_000_000
-                                                              for p in parts(cfg.files_dir) if p.exists())):
-                assert child.poll() is None and time.monotonic() < deadline, "download ended before the kill"
-                time.sleep(0.002)
+            assert server.storage.held.wait(120), "no download reached the hold"
+            # The held file cannot end, so the child cannot either: wait for the two files served whole
+            # to be verified and renamed, and for the held one's bytes to reach its .part.
+            wait_until(lambda: len(named_files(cfg.files_dir)) >= 2
+                       and any(size_of(p) for p in parts(cfg.files_dir)), child)
             child.send_signal(signal.SIGKILL)
         finally:
             child.kill()
             child.wait()
+            server.storage.release()
         assert parts(cfg.files_dir)
         for _, path, checksum in downloads(cfg).values():
             if path:
                 assert md5(cfg.files_dir / path) == checksum
-        named = [p for p in cfg.files_dir.rglob("*") if p.is_file() and not p.name.endswith(".part")]
+        named = named_files(cfg.files_dir)
+        assert len(named) >= 2
         assert all(md5(p) in set(stored_files(cfg).values()) for p in named)
+        server.stats.reset()
 
         summary = run(cfg)
 
+        # The verified files the killed run left are kept without being downloaded again.
+        assert summary.deja_presents == len(named)
+        assert server.stats.files_served == len(stored_files(cfg)) - len(named)
     assert {status for status, _, _ in downloads(cfg).values()} == {"ok"}
     assert set(downloads(cfg)) == set(stored_files(cfg))
     assert summary.statuses["ok"] == len(stored_files(cfg))
@@ -325,7 +518,7 @@ def test_a_path_leading_outside_the_files_directory_is_refused(tmp_path: Path) -
     (tmp_path / "root" / "lien").symlink_to(tmp_path)
 
     for relative in ("../x", "/etc/passwd", "lien/x", "."):
-        with pytest.raises(files.StoreError):
+        with pytest.raises(StoreError):
             files.inside(tmp_path / "root", relative)
 
 
@@ -364,7 +557,7 @@ def test_gather_session_links_the_sessions_verified_files_into_the_destination(
     db = store.open_db(settings.db_path)
     wanted = {n for n, s in session_of(settings).items() if s == 1}
 
-    folders = files.gather_session(db, settings, 1, tmp_path / "comite")
+    folders = gather_session(db, settings, 1, tmp_path / "comite")
 
     with_files = {n for (n,) in db.execute("SELECT DISTINCT dossier_number FROM file_downloads WHERE status = 'ok'")}
     assert set(folders) == wanted & with_files
@@ -381,8 +574,8 @@ def test_gather_session_follows_the_session_written_by_the_check(settings: confi
     number = next(n for n, s in session_of(settings).items() if s == 1 and n in {k[0] for k in downloads(settings)})
     db.table("checks").insert({"number": number, "session": 3})
 
-    first = files.gather_session(db, settings, 1, tmp_path / "s1")
-    third = files.gather_session(db, settings, 3, tmp_path / "s3", link=False)
+    first = gather_session(db, settings, 1, tmp_path / "s1")
+    third = gather_session(db, settings, 3, tmp_path / "s3", link=False)
 
     assert number not in first
     assert number in third

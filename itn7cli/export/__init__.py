@@ -64,10 +64,10 @@ def gather_pieces(db: sqlite_utils.Database, settings: Settings, session: int, o
                   demarche: str | None = None) -> dict[int, PurePath]:
     """Gathers the session's verified attachments beside the workbook; returns each dossier's folder
     relative to the workbook's folder, for the « Pièces » links."""
-    from .. import files
+    from .pieces import gather_session
 
     folder = pieces_folder(output)
-    gathered = files.gather_session(db, settings, session, folder, demarche)
+    gathered = gather_session(db, settings, session, folder, demarche)
     return {number: PurePath(folder.name, relative) for number, relative in gathered.items()}
 
 

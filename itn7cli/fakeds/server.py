@@ -21,7 +21,7 @@ from graphql import OperationType
 from .control import Faults, Stats, TokenSpec
 from .dataset import Dataset
 from .engine import DocumentCache, RequestContext, run, schema
-from .files import FileSpec
+from .files import FileSpec, Storage
 
 GRAPHQL_PATH = "/api/v2/graphql"
 THROTTLED_BODY = (
@@ -83,6 +83,7 @@ class FakeDS:
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.url_ttl = url_ttl
+        self.storage = Storage()  # the clock and controls of the signed file URLs
         self.faults = Faults(fault_seed)
         self.stats = Stats()
         self.documents = DocumentCache(schema())
@@ -134,24 +135,25 @@ class FakeDS:
 
     # ------------------------------------------------------------------ signed URLs
     def sign(self, spec: FileSpec) -> str:
-        """A download URL for a file, valid `url_ttl` seconds from now."""
-        expires = int((time.time() + self.url_ttl) * 1000)
-        payload = base64.urlsafe_b64encode(f"{spec.key}:{expires}".encode()).decode().rstrip("=")
+        """A download URL for a file, valid `url_ttl` seconds from now on the storage's clock."""
+        now = self.storage.now()
+        signed, expires = int(now * 1000), int((now + self.url_ttl) * 1000)
+        payload = base64.urlsafe_b64encode(f"{spec.key}:{expires}:{signed}".encode()).decode().rstrip("=")
         mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:24]
         return f"{self.base_url}/files/{payload}.{mac}"
 
-    def _verify(self, token: str) -> tuple[str | None, str]:
+    def _verify(self, token: str) -> str | None:
+        """The file key of a signed URL still valid, else None (the refusal is counted)."""
         payload, _, mac = token.partition(".")
         good = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:24]
-        if not hmac.compare_digest(mac, good):
-            return None, "invalid signature"
         try:
-            key, _, expires = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().rpartition(":")
-            if int(expires) < time.time() * 1000:
-                return None, "expired"
+            key, expires, signed = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().rsplit(":", 2)
+            if not hmac.compare_digest(mac, good):
+                raise ValueError("signature")
         except ValueError:
-            return None, "invalid signature"
-        return key, ""
+            self.storage.refuse()
+            return None
+        return key if self.storage.valid(int(signed) / 1000, int(expires) / 1000) else None
 
     # ------------------------------------------------------------------ rate limit
     def _throttle(self, key: str) -> int | None:
@@ -353,9 +355,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404 if path != GRAPHQL_PATH else 405, b"Not Found\n", "text/plain")
             return
         app = self.app
-        key, problem = app._verify(path[len("/files/") :])
+        key = app._verify(path[len("/files/") :])
         if key is None:
-            self._send(403, f"Forbidden: {problem}\n".encode(), "text/plain")
+            # OpenStack Swift's tempurl middleware, DS's production store, answers 401 to an expired or
+            # invalid temp URL (S3 would answer 403); DS signs them for 1 hour (config/initializers/active_storage.rb).
+            self._send(401, b"401 Unauthorized: Temp URL invalid\n", "text/plain")
             return
         spec = app.dataset.files.get(key)
         if spec is None:
@@ -367,9 +371,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Disposition", "attachment; filename*=UTF-8''" + quote(spec.filename, safe=""))
         self.end_headers()
         corrupt = app.faults.is_corrupt(key)
+        sent = 0
         try:
             for chunk in app.dataset.content.stream(key, spec.size, corrupt=corrupt):
                 self.wfile.write(chunk)
+                sent += len(chunk)
+                app.storage.sent(sent)
         except (BrokenPipeError, ConnectionResetError):
             return
         app.stats.add("files_served")
+        app.storage.served()
