@@ -92,8 +92,8 @@ def friendly(func: F) -> F:
             err.print(f"[bold red]Erreur :[/] accès au fichier impossible ({exc.strerror or exc}){where}.",
                       soft_wrap=True)
             raise typer.Exit(1) from None
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise  # typer.Exit and bad parameters: click's own way out
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # the ways out of a command (typer's own in recent versions, click's in older ones)
         except Exception:
             err.print("[bold red]Erreur interne :[/] c'est un bogue d'itn7, pas une erreur de votre part ; "
                       + BUG_REPORT, soft_wrap=True)
