@@ -330,8 +330,8 @@ def refdata_update(
     from . import refdata, store
 
     cfg = settings(db)
-    counts = refdata.update(store.open_db(cfg.db_path), dgcl=dgcl or cfg.refdata_sources.get("dgcl", refdata.DGCL_URL),
-                            zrr=zrr or cfg.refdata_sources.get("zrr", refdata.ZRR_URL))
+    sources = {"dgcl": refdata.DGCL_URL, "zrr": refdata.ZRR_URL, **cfg.refdata_sources}
+    counts = refdata.update(store.open_db(cfg.db_path), dgcl=dgcl or sources["dgcl"], zrr=zrr or sources["zrr"])
     for table, rows in counts.items():
         err.print(f"{table} : {rows} ligne(s) importée(s).")
 
