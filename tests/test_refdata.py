@@ -6,10 +6,13 @@ from __future__ import annotations
 import functools
 import http.server
 import io
+import os
 import random
 import re
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -403,3 +406,14 @@ def test_an_unknown_refdata_setting_in_itn7_toml_is_refused(tmp_path: Path) -> N
     (tmp_path / "itn7.toml").write_text('[refdata]\nepci = "x.xlsx"\n', encoding="utf-8")
     result = CliRunner().invoke(app, ["refdata", "update"])
     assert (result.exit_code, result.stderr.startswith("Erreur : [refdata] epci : réglage inconnu")) == (2, True)
+
+
+def test_a_damaged_xls_through_the_command_keeps_stdout_clean_of_xlrds_warnings(tmp_path: Path) -> None:
+    """A real process: xlrd's default log file is the sys.stdout of import time, which CliRunner cannot see."""
+    damaged = write(tmp_path / "zrr.xls", CUT_XLS)  # its size is no multiple of 512: xlrd warns about it
+    result = subprocess.run([sys.executable, "-m", "itn7cli", "refdata", "update", "--dgcl", str(DGCL), "--zrr",
+                             damaged, "--db", str(tmp_path / "itn7.db")], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "1000"}, check=False)
+    assert (result.returncode, result.stdout) == (ConfigError.exit_code, "")
+    assert result.stderr.startswith(f"Erreur : {damaged} : classeur .xls abîmé ou tronqué, illisible (")
+    assert result.stderr.count("\n") == 1
