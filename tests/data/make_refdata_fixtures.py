@@ -16,8 +16,8 @@ Command (from the project root, with the dev extra installed, which brings xlwt)
 The figures are real (PACA communes and EPCI, populations 2021, ZRR: ../shared/data, Licence Ouverte 2.0),
 for six EPCI, one per département, one of them reaching into the Drôme. Montfroc (26200) is that Drôme
 member: its populations are the EPCI's totals less its PACA members; its SIREN follows the usual pattern
-of commune SIRENs and was not checked in SIRENE. The workbooks are written with fixed dates so that the
-files only change when this script does.
+of commune SIRENs and was not checked in SIRENE. Run again, the script gives the same .xls files byte for
+byte; the .xlsx differs only by the save time openpyxl writes in docProps/core.xml.
 """
 
 from __future__ import annotations
