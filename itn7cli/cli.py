@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer import rich_utils
@@ -30,6 +33,9 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+BUG_EXIT_CODE = 70  # EX_SOFTWARE: an internal error
+BUG_REPORT = ("signalez-le à l'équipe qui maintient itn7 au SGAR PACA, en joignant la commande lancée, la "
+              "version (itn7 --version) et le texte ci-dessous.")
 
 # Typer's help screens in French: its fixed strings are module settings, read when help is drawn.
 for _name, _text in {
@@ -62,14 +68,18 @@ def root(
 
 
 def friendly(func: F) -> F:
-    """Turns the expected failures into a one-line French message on stderr and a non-zero exit."""
+    """Turns the expected failures into a one-line French message on stderr and a non-zero exit.
+
+    Anything else is a bug of itn7: it is said to be one, with where to report it, then its traceback
+    (never the local variables, which may hold the token), and the exit code is 70 (EX_SOFTWARE).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except Itn7Error as exc:
-            err.print(f"[bold red]Erreur :[/] {exc}", soft_wrap=True)
+        except Itn7Error as exc:  # plain text: « [refdata] dgcl » is not rich markup
+            err.print(f"[bold red]Erreur :[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[yellow]Interrompu.[/] La base reste cohérente : relancez la commande pour reprendre.")
@@ -82,6 +92,13 @@ def friendly(func: F) -> F:
             err.print(f"[bold red]Erreur :[/] accès au fichier impossible ({exc.strerror or exc}){where}.",
                       soft_wrap=True)
             raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # the ways out of a command (typer's own in recent versions, click's in older ones)
+        except Exception:
+            err.print("[bold red]Erreur interne :[/] c'est un bogue d'itn7, pas une erreur de votre part ; "
+                      + BUG_REPORT, soft_wrap=True)
+            err.print(traceback.format_exc().rstrip(), markup=False, soft_wrap=True)
+            raise typer.Exit(BUG_EXIT_CODE) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -337,14 +354,29 @@ def refdata_import(
 
 @refdata_app.command("update")
 @friendly
-def refdata_update(db: DbOption = None) -> None:
-    """Télécharge les données ouvertes officielles (DGCL, ANCT) et remplace les données de référence.
+def refdata_update(
+    dgcl: Annotated[str | None, typer.Option(
+        "--dgcl", metavar="ADRESSE_OU_FICHIER", show_default="[refdata] dgcl d'itn7.toml, sinon l'adresse de 2021",
+        help="Table DGCL « epcicom2021 » (.xlsx ou .xls) : adresse à télécharger ou fichier déjà téléchargé.")] = None,
+    zrr: Annotated[str | None, typer.Option(
+        "--zrr", metavar="ADRESSE_OU_FICHIER", show_default="[refdata] zrr d'itn7.toml, sinon data.gouv.fr",
+        help="Table ANCT « diffusion-zonages-zrr-cog2021.xls » : adresse à télécharger ou fichier déjà "
+        "téléchargé.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Remplace les données de référence par les données ouvertes officielles (DGCL, ANCT).
 
-    Exemple : [bold]itn7 refdata update[/]
+    Chaque source est une adresse (téléchargée) ou un fichier local (lu tel quel). Les deux tables sont
+    reconnues et vérifiées avant usage ; au moindre problème, rien n'est remplacé.
+
+    Exemples : [bold]itn7 refdata update[/] ·
+    [bold]itn7 refdata update --dgcl epcicom2021.xlsx --zrr diffusion-zonages-zrr-cog2021.xls[/]
     """
     from . import refdata, store
 
-    counts = refdata.update(store.open_db(settings(db).db_path))
+    cfg = settings(db)
+    sources = {"dgcl": refdata.DGCL_URL, "zrr": refdata.ZRR_URL, **cfg.refdata_sources}
+    counts = refdata.update(store.open_db(cfg.db_path), dgcl=dgcl or sources["dgcl"], zrr=zrr or sources["zrr"])
     for table, rows in counts.items():
         err.print(f"{table} : {rows} ligne(s) importée(s).")
 

@@ -86,6 +86,8 @@ class Settings:
     mapping: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Days a dossier deleted in DS keeps its personal data here before the purge erases it.
     delai_effacement_jours: int = 30
+    # Sources of `itn7 refdata update` ([refdata] dgcl, zrr): an address, or a file read as is; None: the default.
+    refdata_sources: Mapping[str, str] = field(default_factory=dict)
 
     def demarche_numbers(self, only: str | None = None) -> dict[str, int]:
         """The configured démarches as {key: number}, optionally only one; at least one is required."""
@@ -179,6 +181,22 @@ def _sessions(values: Any) -> tuple[datetime, ...]:
     return tuple(sorted(closings))
 
 
+def _refdata_sources(section: Any, config_file: Path | None) -> dict[str, str]:
+    """[refdata] dgcl / zrr: an http(s) address as is, a relative path from the folder of itn7.toml."""
+    if not isinstance(section, dict):
+        raise ConfigError("[refdata] doit être une section : dgcl = \"…\", zrr = \"…\".")
+    sources = {}
+    for name, value in section.items():
+        if name not in ("dgcl", "zrr") or not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"[refdata] {name} : réglage inconnu ou vide (attendu : dgcl ou zrr, une adresse "
+                              "ou un chemin de fichier).")
+        value = value.strip()
+        if "://" not in value and config_file is not None and not Path(value).expanduser().is_absolute():
+            value = str(config_file.parent / value)
+        sources[name] = value
+    return sources
+
+
 def load(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     """Builds the settings; raises ConfigError with a French message when something is wrong."""
     cwd = cwd or Path.cwd()
@@ -236,6 +254,7 @@ def load(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> S
             kwargs[name] = _int(appel[name], f"[appel] {name}")
     if "plafond_epci_statut" in appel:
         kwargs["plafond_epci_statut"] = bool(appel["plafond_epci_statut"])
+    kwargs["refdata_sources"] = _refdata_sources(toml.get("refdata", {}), config_file)
     if "fin_projet_max" in appel:
         try:
             kwargs["fin_projet_max"] = date.fromisoformat(str(appel["fin_projet_max"]))
