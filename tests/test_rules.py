@@ -489,8 +489,8 @@ def test_the_readme_rules_table_is_the_registry() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     table = readme[readme.index("| règle | statut | ce qui est vérifié |"):]
     lines = table.splitlines()[2:]
-    rows = [line.split("|")[1:3] for line in lines[:next((i for i, line in enumerate(lines) if not line.startswith("|")),
-                                                         len(lines))]]
+    end = next((i for i, line in enumerate(lines) if not line.startswith("|")), len(lines))
+    rows = [line.split("|")[1:3] for line in lines[:end]]
     assert [(rule.strip(" `"), status.strip()) for rule, status in rows] == [
         (rule_id, " / ".join(STATUSES[s] for s in engine.SPECS[rule_id].family)) for rule_id in engine.RULE_IDS]
 
