@@ -44,7 +44,9 @@ SHEETS = ["Synthèse", "Dossiers", "04 Alpes-de-Haute-Provence", "05 Hautes-Alpe
 HEADERS = ["Démarche", "N° dossier", "État DS", "Date de dépôt", "Porteur", "SIRET", "Type de collectivité",
            "Département", "Groupe instructeur", "Intitulé du projet", "Thématique", "Coût total HT",
            "Subvention sollicitée", "Montant plafonné", "Statut d'éligibilité", "Motifs", "ZRR (part des communes)",
-           "Taille", "Score de priorité (sur 9)", "Avis du référent", "Montant proposé"]
+           "Taille", "Score de priorité (sur 9)", "Avis du référent", "Montant proposé",
+           # issue 11: the committee's columns and the hidden key the import reads
+           "Décision du comité", "Montant attribué (€)", "Motivation", "Clé itn7 (ne pas modifier)"]
 
 
 @dataclass
@@ -136,7 +138,7 @@ def test_the_dossiers_sheet_is_frozen_filtered_and_set_up_for_printing(built: Bu
     ws = built.workbook["Dossiers"]
     setup = (ws.freeze_panes, ws.auto_filter.ref, ws.page_setup.orientation, ws.page_setup.fitToWidth,
              ws.page_setup.fitToHeight, ws.sheet_properties.pageSetUpPr.fitToPage, ws.print_title_rows)
-    assert setup == ("C2", f"A1:U{ws.max_row}", "landscape", 1, 0, True, "$1:$1")
+    assert setup == ("C2", f"A1:Y{ws.max_row}", "landscape", 1, 0, True, "$1:$1")
     assert ws.column_dimensions["P"].width == 55
 
 

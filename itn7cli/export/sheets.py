@@ -11,10 +11,14 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from openpyxl.cell import Cell
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.properties import PageSetupProperties
 
+from .. import labels
 from ..config import Settings
+from ..decisions.labels import DECISION_LABELS, decision_key
 from ..rules.engine import STATUS_LABELS
 from .cells import (
     AMOUNT_FORMAT,
@@ -34,6 +38,7 @@ from .cells import (
     append_row,
     date_cell,
     finish_table,
+    input_cell,
     link_cell,
     number_cell,
     row_height,
@@ -42,7 +47,7 @@ from .cells import (
     styled,
     text_cell,
 )
-from .data import DEMARCHE_LABELS, DEPARTEMENTS, STATE_LABELS, Freshness, Row, SessionTotals, dossier_url
+from .data import DEPARTEMENTS, Freshness, Row, SessionTotals, dossier_url
 
 RULE_LABELS = {
     "porteur_type": "Type de porteur", "hors_region": "Hors région", "hors_delai": "Hors délai",
@@ -78,6 +83,12 @@ DOSSIER_COLUMNS = (
     Column("Montant proposé", 13),
 )
 PIECES_COLUMN = Column("Pièces", 10)
+# Filled by the committee, read back by `itn7 decisions import`; the key (hidden) finds the dossier
+# whatever the sorting or filtering.
+DECISION_HEADER, AMOUNT_HEADER, MOTIVATION_HEADER, KEY_HEADER = (
+    "Décision du comité", "Montant attribué (€)", "Motivation", "Clé itn7 (ne pas modifier)")
+DECISION_COLUMNS = (Column(DECISION_HEADER, 15), Column(AMOUNT_HEADER, 14), Column(MOTIVATION_HEADER, 40, wrap=True),
+                    Column(KEY_HEADER, 6, hidden=True))
 
 
 REPEATED_CELLS = 2_000  # per sheet: few distinct values in the columns marked `repeat`, but never unbounded
@@ -108,8 +119,9 @@ class Table:
                 cells.append(self._shared((index, value), partial(text_cell, self.ws, value, wrap=column.wrap)))
             else:
                 cells.append(text_cell(self.ws, value, wrap=column.wrap))
-            if column.wrap and value:
-                wrapped.append((value, column.width))
+            text = value.value if isinstance(value, Cell) else value  # a pre-filled cell may wrap too
+            if column.wrap and text and isinstance(text, str):
+                wrapped.append((text, column.width))
         return cells, row_height(wrapped)
 
     def status(self, status: str | None, label: str) -> Cell:
@@ -139,8 +151,24 @@ class DossierTable(Table):
     """A sheet with one row per dossier: « Dossiers » and each département's sheet (A3: 21 columns)."""
 
     def __init__(self, ws: WriteOnlyWorksheet, settings: Settings, footer: str, *, pieces: bool) -> None:
-        super().__init__(ws, DOSSIER_COLUMNS + ((PIECES_COLUMN,) if pieces else ()), footer, paper=PAPERSIZE_A3)
+        super().__init__(ws, DOSSIER_COLUMNS + ((PIECES_COLUMN,) if pieces else ()) + DECISION_COLUMNS, footer,
+                         paper=PAPERSIZE_A3)
         self.settings = settings
+        self.pieces = pieces
+        self._choices = DataValidation(type="list", formula1='"' + ",".join(DECISION_LABELS.values()) + '"',
+                                       allow_blank=True, showErrorMessage=True, errorTitle="Décision du comité",
+                                       error="Choisissez dans la liste : " + ", ".join(DECISION_LABELS.values()) + ".")
+        self._amounts = DataValidation(type="decimal", operator="greaterThanOrEqual", formula1="0", allow_blank=True,
+                                       showErrorMessage=True, errorTitle="Montant attribué",
+                                       error="Un montant en euros, positif ou nul.")
+        ws.data_validations.append(self._choices)
+        ws.data_validations.append(self._amounts)
+        # Protected without a password: nothing but the decision columns is edited by mistake, and
+        # sorting and filtering stay allowed.
+        protection = ws.protection
+        protection.sheet = True
+        protection.sort = protection.autoFilter = False
+        protection.formatColumns = protection.formatRows = False
 
     def add(self, row: Row, pieces: PurePosixPath | None = None, *, also: DossierTable | None = None) -> None:
         """Writes the dossier's row here and, when given, in `also` (its département's sheet).
@@ -148,29 +176,45 @@ class DossierTable(Table):
         The cells are built once for both sheets (building them is a third of an export); only the
         links are rebuilt, since openpyxl files a hyperlink under the sheet its cell was made for."""
         ws = self.ws
-        state = STATE_LABELS.get(row.state, row.state) + (" (archivé)" if row.archived else "")
+        state = labels.STATES.get(row.state, row.state) + (" (archivé)" if row.archived else "")
         links = self._links(row, pieces)
         values: list[Any] = [
-            DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), links[0],
+            labels.demarche(row.demarche_key, short=True), links[0],
             state, date_cell(ws, row.date_depot), row.porteur, row.siret, row.type_collectivite, row.departement,
             row.groupe, row.intitule, row.thematique, number_cell(ws, row.cout_total, AMOUNT_FORMAT),
             number_cell(ws, row.subvention, AMOUNT_FORMAT), number_cell(ws, row.plafonne, AMOUNT_FORMAT),
             self.status(row.status, STATUSES[row.status]), _motifs(row),
             number_cell(ws, row.zrr, PERCENT_FORMAT), row.taille, number_cell(ws, row.score, SCORE_FORMAT),
-            row.avis, number_cell(ws, row.montant_propose, AMOUNT_FORMAT), *links[1:],
+            row.avis, number_cell(ws, row.montant_propose, AMOUNT_FORMAT), *links[1:], *self._decision(row),
         ]
         cells, height = self.cells(values)
         self.write(cells, height)
         if also is not None:
             links = also._links(row, pieces)  # the other cells are shared: same workbook, same styles
-            also.write([cells[0], links[0], *cells[2:len(DOSSIER_COLUMNS)], *links[1:]], height)
+            also.write([cells[0], links[0], *cells[2:len(DOSSIER_COLUMNS)], *links[1:],
+                        *cells[-len(DECISION_COLUMNS):]], height)
+
+    def _decision(self, row: Row) -> list[Cell]:
+        """The committee's cells, pre-filled from a recorded decision, and the row's hidden key."""
+        ws = self.ws
+        return [input_cell(ws, DECISION_LABELS.get(row.decision or "")),
+                input_cell(ws, row.decision_amount, number_format=AMOUNT_FORMAT),
+                input_cell(ws, row.decision_motivation, wrap=True),
+                text_cell(ws, decision_key(row.session, row.number, row.modified))]
+
+    def finish(self) -> None:
+        super().finish()
+        first = len(self.columns) - len(DECISION_COLUMNS) + 1
+        last_row = max(self.rows + 1, 2)
+        self._choices.sqref = f"{get_column_letter(first)}2:{get_column_letter(first)}{last_row}"
+        self._amounts.sqref = f"{get_column_letter(first + 1)}2:{get_column_letter(first + 1)}{last_row}"
 
     def _links(self, row: Row, pieces: PurePosixPath | None) -> list[Cell | None]:
         """The dossier's link to DS, and the link to its attachments when the sheet has that column."""
         links: list[Cell | None] = [link_cell(self.ws, str(row.number),
                                               dossier_url(self.settings, row.demarche_number, row.number),
                                               tooltip="Ouvrir le dossier dans Démarche Numérique")]
-        if len(self.columns) > len(DOSSIER_COLUMNS):
+        if self.pieces:
             links.append(link_cell(self.ws, "Ouvrir", f"{pieces}/", tooltip="Dossier des pièces jointes")
                          if pieces is not None else None)
         return links
@@ -193,7 +237,7 @@ class ExpenseTable(Table):
         ws = self.ws
         for position, expense in enumerate(row.expenses, start=1):
             self.append([
-                DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), number_cell(ws, row.number, "0"),
+                labels.demarche(row.demarche_key, short=True), number_cell(ws, row.number, "0"),
                 row.porteur, row.groupe_departement, number_cell(ws, position, "0"), expense.nature,
                 expense.description, number_cell(ws, expense.amount, AMOUNT_FORMAT),
                 self.status(None if expense.eligible else "ineligible", "oui" if expense.eligible else "non"),
@@ -217,7 +261,7 @@ class FindingTable(Table):
         ws = self.ws
         for rule, status, message in row.findings:
             self.append([
-                DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), number_cell(ws, row.number, "0"),
+                labels.demarche(row.demarche_key, short=True), number_cell(ws, row.number, "0"),
                 row.porteur, row.groupe_departement, RULE_LABELS.get(rule, rule),
                 self.status(status, FINDING_LABELS[status]), message,
             ])
@@ -321,7 +365,7 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
     ws.page_setup.paperSize = PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
-    scope = f" — démarche {DEMARCHE_LABELS[ctx.demarche].lower()} seulement" if ctx.demarche else ""
+    scope = f" — démarche {labels.demarche(ctx.demarche, short=True).lower()} seulement" if ctx.demarche else ""
     ws.append([styled(ws, f"ITN7 Axe 3 (PACA) — comité de la session {ctx.session}{scope}", font=TITLE_FONT)])
     fresh = ctx.freshness
     for label, value in (
@@ -336,11 +380,12 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
 
     _table(ws, "Par statut d'éligibilité", summary.by_status, STATUSES, STATUS_ORDER, summary.total,
            statuses=True)
-    _table(ws, "Par démarche", summary.by_demarche, {k: f"Démarche {v.lower()}" for k, v in DEMARCHE_LABELS.items()},
-           tuple(DEMARCHE_LABELS), summary.total)
+    _table(ws, "Par démarche", summary.by_demarche, {k: v.long for k, v in labels.DEMARCHES.items()},
+           tuple(labels.DEMARCHES), summary.total)
     _table(ws, "Par département (groupe instructeur)", summary.by_departement,
            {code: f"{code} {name}" for code, name in DEPARTEMENTS.items()}, tuple(DEPARTEMENTS), summary.total)
-    _table(ws, "Par état dans Démarche Numérique", summary.by_state, STATE_LABELS, tuple(STATE_LABELS), summary.total)
+    _table(ws, "Par état dans Démarche Numérique", summary.by_state, labels.STATES, tuple(labels.STATES),
+           summary.total)
     _envelope(ws, summary, earlier, ctx)
 
     ws.append([])

@@ -221,3 +221,22 @@ def m005_unreadable_dossiers(db: sqlite_utils.Database) -> None:
             first_seen_at TEXT, last_tried_at TEXT, attempts INTEGER DEFAULT 1
         )"""
     )
+
+
+@migrations()
+def m009_decisions(db: sqlite_utils.Database) -> None:
+    # The committee's decisions, imported from its workbook, and the log of what was sent to DS for them.
+    for statement in (
+        """CREATE TABLE decisions (
+            dossier_number INTEGER PRIMARY KEY REFERENCES dossiers(number), session INTEGER, decision TEXT,
+            amount REAL, motivation TEXT, source_file TEXT, imported_at TEXT, exported_modified TEXT,
+            ds_state TEXT, ds_motivation TEXT, ds_modified TEXT, applied_at TEXT
+        )""",
+        "CREATE INDEX decisions_session ON decisions(session)",
+        """CREATE TABLE decision_mutations (
+            id INTEGER PRIMARY KEY, dossier_number INTEGER REFERENCES dossiers(number), operation TEXT,
+            input TEXT, sent_at TEXT, ok INTEGER, errors TEXT, answer TEXT
+        )""",
+        "CREATE INDEX decision_mutations_dossier ON decision_mutations(dossier_number, sent_at)",
+    ):
+        db.execute(statement)
