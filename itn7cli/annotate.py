@@ -24,7 +24,7 @@ from .config import PARIS, Settings
 from .errors import AuthError, ConfigError
 from .rules.engine import ELIGIBLE, SEVERITY, STATUS_LABELS
 from .rules.mapping import ROLES_BY_NAME, RoleMap, mappings_from_settings
-from .store import annotations
+from .store import annotations as annotation_store
 
 ROLE = "controle_auto"
 OPERATION = "modifierAnnotations"
@@ -150,10 +150,10 @@ def plan(db: sqlite_utils.Database, settings: Settings, *, session: int | None =
          demarche: str | None = None) -> list[Planned]:
     """Per checked, non-deleted dossier: the verdict text and the annotation it goes to. Reads the store only."""
     mappings = mappings_from_settings(settings.mapping)
-    findings, champs = annotations.findings_by_dossier(db), annotations.annotation_champs(db)
-    descriptors, written = annotations.annotation_descriptors(db), annotations.last_written(db)
+    findings, champs = annotation_store.findings_by_dossier(db), annotation_store.annotation_champs(db)
+    descriptors, written = annotation_store.annotation_descriptors(db), annotation_store.last_written(db)
     planned = []
-    for row in annotations.checked_dossiers(db, session=session, demarche=demarche):
+    for row in annotation_store.checked_dossiers(db, session=session, demarche=demarche):
         number, key, status, synced_at = row["number"], row["key"], row["status"], row["synced_at"]
         revision_id, checked_at = row["revision_id"], row["checked_at"]
         mapping = mappings.get(key) or mappings["general"]
@@ -166,8 +166,9 @@ def plan(db: sqlite_utils.Database, settings: Settings, *, session: int | None =
             current = last[0]  # written after the last sync: newer than what the sync saw
         value_key = _value_key(descriptor["type"] if descriptor else None)
         verdict = verdict_text(status, findings.get(number, []), checked_at)
+        problem = _problem(mapping, target, descriptor, value_key)
         planned.append(Planned(number, key, row["groupe"], row["groupe_id"], row["dossier_id"], status, verdict,
-                               annotation_id, value_key or "text", current, _problem(mapping, target, descriptor, value_key)))
+                               annotation_id, value_key or "text", current, problem))
     return planned
 
 
@@ -181,7 +182,7 @@ def descriptor_type(descriptor: Mapping[str, Any]) -> str:
 
 def instructeurs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every groupe instructeur of the synced démarches with its instructeurs (id, email)."""
-    return annotations.instructeurs(db)
+    return annotation_store.instructeurs(db)
 
 
 def resolve_instructeur(db: sqlite_utils.Database, value: str | None) -> str:
@@ -191,7 +192,7 @@ def resolve_instructeur(db: sqlite_utils.Database, value: str | None) -> str:
                           "ou un courriel listé par « itn7 instructeurs »).")
     if "@" not in value:
         return value.strip()
-    found = annotations.instructeur_by_email(db, value.strip())
+    found = annotation_store.instructeur_by_email(db, value.strip())
     if found is None:
         raise ConfigError(f"Aucun instructeur « {value} » dans les données synchronisées : "
                           "voir « itn7 instructeurs ».")
@@ -200,7 +201,7 @@ def resolve_instructeur(db: sqlite_utils.Database, value: str | None) -> str:
 
 def groupes_without(db: sqlite_utils.Database, instructeur_id: str, planned: list[Planned]) -> int:
     """How many planned changes are in a groupe the instructeur is not in, as of the last sync."""
-    member = annotations.groupes_of(db, instructeur_id)
+    member = annotation_store.groupes_of(db, instructeur_id)
     return sum(1 for p in planned if p.changed and p.problem is None and p.groupe_id not in member)
 
 
@@ -258,7 +259,7 @@ def apply(db: sqlite_utils.Database, client: DSClient, planned: list[Planned],
         if error is not None:
             yield Outcome(item, "erreur", _explain(error, item))
             continue
-        annotations.record_written(db, item.number, item.annotation_id, item.verdict, instructeur_id)
+        annotation_store.record_written(db, item.number, item.annotation_id, item.verdict, instructeur_id)
         written += 1
         yield Outcome(item, "ecrit", item.verdict)
 

@@ -28,7 +28,7 @@ def session_records(db: sqlite_utils.Database, *, session: int | None = None, be
                     demarche: str | None = None) -> Iterator[list[dict[str, Any]]]:
     """Batches of dossier records (stored columns, raw JSON, check results, recorded decision) of one
     session, or of every session before `before`, by number; `raw` is None for an unreadable stub."""
-    sql, params = SELECT, []
+    sql, params = SELECT, list[Any]()
     if session is not None:
         sql += " AND c.session = ?"
         params.append(session)

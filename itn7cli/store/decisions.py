@@ -50,7 +50,7 @@ def save(db: sqlite_utils.Database, rows: Iterable[Mapping[str, Any]]) -> int:
     the dossier is kept. Returns how many were written. One transaction: all or nothing."""
     items = [[row[c] for c in COLUMNS] for row in rows]
     with db.atomic():
-        db.executemany(
+        db.conn.executemany(
             f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
             "ON CONFLICT(dossier_number) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:]), items)
