@@ -22,7 +22,7 @@ from ..rules import Dossier, RoleMap, mappings_from_settings
 from ..rules.budget import is_excluded
 from ..rules.engine import Unreadable, parse_instant
 from ..rules.mapping import ChampSource
-from ..rules.porteur import departement_of, is_commune
+from ..rules.porteur import departement_of, is_commune, is_epci
 from ..store import committee
 
 DEPARTEMENTS = {
@@ -115,6 +115,25 @@ def capped(d: Dossier, requested: float | None, settings: Settings) -> float | N
     return requested
 
 
+@dataclass(frozen=True)
+class GrantLimits:
+    """What bounds a dossier's grant: the amount requested, and whether the single-commune cap applies
+    (or the committee may soften it, for an EPCI or a group of applicants)."""
+
+    requested: float | None
+    single_commune: bool
+    epci: bool
+
+
+def grant_limits(raw: str | None, key: str, mapping: RoleMap) -> GrantLimits:
+    """The grant's bounds read from a dossier's raw JSON through the role mapping; unknown when unreadable."""
+    if raw is None:
+        return GrantLimits(None, False, False)
+    d = Dossier(json.loads(raw), key, mapping)
+    single = bool(_safe(is_commune, d)) and _safe(d.yes_no, "multi_porteur") is not True
+    return GrantLimits(_amount(d, "subvention"), single, bool(_safe(is_epci, d)))
+
+
 def _expenses(d: Dossier) -> list[Expense]:
     lines = []
     for row in _safe(d.rows, "depenses") or ():
@@ -177,19 +196,21 @@ def session_rows(db: sqlite_utils.Database, settings: Settings, session: int,
 
 @dataclass
 class SessionTotals:
-    """Requested and proposed amounts of one session's dossiers."""
+    """Requested, proposed and attributed (the committee's « Retenu ») amounts of one session's dossiers."""
 
     dossiers: int = 0
     requested: float = 0.0
     proposed: float = 0.0
+    attributed: float = 0.0
+    decided: int = 0  # dossiers with a recorded decision
 
 
-def earlier_totals(db: sqlite_utils.Database, settings: Settings, session: int,
+def session_totals(db: sqlite_utils.Database, settings: Settings, before: int,
                    demarche: str | None = None) -> dict[int, SessionTotals]:
-    """Requested and proposed amounts of the sessions before `session`, for the envelope table."""
+    """The amounts of every session before `before`, for the envelope tables."""
     mappings = mappings_from_settings(settings.mapping)
-    totals = {n: SessionTotals() for n in range(1, session)}
-    for batch in committee.session_records(db, before=session, demarche=demarche):
+    totals = {n: SessionTotals() for n in range(1, before)}
+    for batch in committee.session_records(db, before=before, demarche=demarche):
         for record in batch:
             d = Dossier(json.loads(record["raw"] or "{}"), record["key"],
                         mappings.get(record["key"]) or mappings["general"])
@@ -197,7 +218,17 @@ def earlier_totals(db: sqlite_utils.Database, settings: Settings, session: int,
             total.dossiers += 1
             total.requested += _amount(d, "subvention") or 0.0
             total.proposed += _amount(d, "montant_propose") or 0.0
+            if record["decision"]:
+                total.decided += 1
+                if record["decision"] == "retenu":
+                    total.attributed += record["decision_amount"] or 0.0
     return totals
+
+
+def earlier_totals(db: sqlite_utils.Database, settings: Settings, session: int,
+                   demarche: str | None = None) -> dict[int, SessionTotals]:
+    """Requested, proposed and attributed amounts of the sessions before `session`, for the envelope table."""
+    return session_totals(db, settings, session, demarche)
 
 
 @dataclass

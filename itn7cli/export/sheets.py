@@ -9,8 +9,10 @@ from datetime import datetime
 from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from openpyxl.cell import Cell
+from openpyxl.chart import BarChart, Reference
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -278,12 +280,15 @@ class Tally:
     requested: float = 0.0
     capped: float = 0.0
     proposed: float = 0.0
+    attributed: float = 0.0  # the committee's « Retenu » amounts recorded by `itn7 decisions import`
 
     def add(self, row: Row) -> None:
         self.dossiers += 1
         self.requested += row.subvention or 0.0
         self.capped += row.plafonne or 0.0
         self.proposed += row.montant_propose or 0.0
+        if row.decision == "retenu":
+            self.attributed += row.decision_amount or 0.0
 
 
 @dataclass
@@ -304,7 +309,15 @@ class Summary:
         self.by_state[row.state].add(row)
 
 
-SYNTHESE_WIDTHS = (44, 16, 22, 22, 22, 22)
+SYNTHESE_WIDTHS = (44, 16, 22, 22, 22, 22, 22, 22)
+_ROWS: WeakKeyDictionary[WriteOnlyWorksheet, int] = WeakKeyDictionary()
+
+
+def _append(ws: WriteOnlyWorksheet, cells: list[Any]) -> int:
+    """Appends a row to the Synthèse; returns its number (the chart refers to rows by number)."""
+    _ROWS[ws] = _ROWS.get(ws, 0) + 1
+    ws.append(cells)
+    return _ROWS[ws]
 TALLY_HEADERS = ("Dossiers", "Subvention sollicitée", "Montant plafonné", "Montant proposé")
 
 
@@ -334,8 +347,8 @@ def _tally_row(ws: WriteOnlyWorksheet, label: str, tally: Tally, *, total: bool 
 
 
 def _section(ws: WriteOnlyWorksheet, title: str, headers: tuple[str, ...] = TALLY_HEADERS) -> None:
-    ws.append([])
-    ws.append([styled(ws, title, font=SECTION_FONT), *(styled(ws, h, font=BOLD, alignment=RIGHT) for h in headers)])
+    _append(ws, [])
+    _append(ws, [styled(ws, title, font=SECTION_FONT), *(styled(ws, h, font=BOLD, alignment=RIGHT) for h in headers)])
 
 
 def _table(ws: WriteOnlyWorksheet, title: str, groups: Mapping[str, Tally], labels: Mapping[str, str],
@@ -343,8 +356,8 @@ def _table(ws: WriteOnlyWorksheet, title: str, groups: Mapping[str, Tally], labe
     _section(ws, title)
     keys = [k for k in order if k in groups] + sorted(k for k in groups if k not in order)
     for key in keys:
-        ws.append(_tally_row(ws, labels.get(key, key or "inconnu"), groups[key], status=key if statuses else None))
-    ws.append(_tally_row(ws, "Total", total, total=True))
+        _append(ws, _tally_row(ws, labels.get(key, key or "inconnu"), groups[key], status=key if statuses else None))
+    _append(ws, _tally_row(ws, "Total", total, total=True))
 
 
 def _euros(amount: float) -> str:
@@ -359,14 +372,14 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
                    ctx: Context) -> None:
     """The first sheet: what the session holds, how fresh it is, and the envelope."""
     for index, width in enumerate(SYNTHESE_WIDTHS):
-        ws.column_dimensions["ABCDEF"[index]].width = width
+        ws.column_dimensions[get_column_letter(index + 1)].width = width
     ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
     ws.page_setup.orientation = "portrait"
     ws.page_setup.paperSize = PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     scope = f" — démarche {labels.demarche(ctx.demarche, short=True).lower()} seulement" if ctx.demarche else ""
-    ws.append([styled(ws, f"ITN7 Axe 3 (PACA) — comité de la session {ctx.session}{scope}", font=TITLE_FONT)])
+    _append(ws, [styled(ws, f"ITN7 Axe 3 (PACA) — comité de la session {ctx.session}{scope}", font=TITLE_FONT)])
     fresh = ctx.freshness
     for label, value in (
         ("Dossiers déposés jusqu'au", ctx.closing.strftime("%d/%m/%Y à %H:%M")),
@@ -374,8 +387,8 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
         ("Contrôles d'éligibilité du", f"{_paris(fresh.checked_at)} (règles {fresh.ruleset or '—'})"),
         ("Classeur produit le", _paris(ctx.generated_at)),
     ):
-        ws.append([styled(ws, label, font=BOLD), styled(ws, value)])
-    ws.append([styled(ws, "Heures de Paris. Les dossiers modifiés dans Démarche Numérique après la synchronisation "
+        _append(ws, [styled(ws, label, font=BOLD), styled(ws, value)])
+    _append(ws, [styled(ws, "Heures de Paris. Les dossiers modifiés dans Démarche Numérique après la synchronisation "
                           "n'y figurent pas sous leur dernière forme.", font=NOTE_FONT)])
 
     _table(ws, "Par statut d'éligibilité", summary.by_status, STATUSES, STATUS_ORDER, summary.total,
@@ -388,7 +401,7 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
            summary.total)
     _envelope(ws, summary, earlier, ctx)
 
-    ws.append([])
+    _append(ws, [])
     for note in (
         f"Montant plafonné : la subvention sollicitée, limitée à {_euros(ctx.settings.plafond_commune)} pour une "
         "commune seule.",
@@ -396,29 +409,56 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
         f"Non repris : {fresh.deleted} dossier(s) supprimé(s) ou masqué(s) dans Démarche Numérique, "
         f"{fresh.out_of_session} dossier(s) déposé(s) après la dernière clôture, et les dossiers des autres sessions.",
     ):
-        ws.append([styled(ws, note, font=NOTE_FONT)])
+        _append(ws, [styled(ws, note, font=NOTE_FONT)])
 
 
 def _envelope(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[int, SessionTotals], ctx: Context) -> None:
     envelope = ctx.settings.enveloppe
-    headers = ("Dossiers", "Subvention sollicitée", "Cumul sollicité", "Part de l'enveloppe", "Montant proposé")
+    headers = ("Dossiers", "Subvention sollicitée", "Cumul sollicité", "Part de l'enveloppe", "Montant proposé",
+               "Montant attribué", "Reste de l'enveloppe")
     _section(ws, f"Enveloppe régionale : {_euros(envelope)}", headers)
     sessions = {**earlier, ctx.session: SessionTotals(summary.total.dossiers, summary.total.requested,
-                                                      summary.total.proposed)}
-    cumulated = proposed = 0.0
+                                                      summary.total.proposed, summary.total.attributed)}
+    cumulated = proposed = attributed = 0.0
+    first = last = 0
     for number in sorted(sessions):
         totals = sessions[number]
         cumulated += totals.requested
         proposed += totals.proposed
-        ws.append([styled(ws, f"Session {number}", font=BOLD if number == ctx.session else None),
-                   styled(ws, totals.dossiers, number_format="0"),
-                   styled(ws, totals.requested, number_format=AMOUNT_FORMAT),
-                   styled(ws, cumulated, number_format=AMOUNT_FORMAT),
-                   styled(ws, cumulated / envelope if envelope else None, number_format=PERCENT_FORMAT),
-                   styled(ws, totals.proposed, number_format=AMOUNT_FORMAT)])
-    ws.append([styled(ws, "Reste de l'enveloppe après les montants proposés", font=BOLD, border=TOTAL_BORDER),
-               *(styled(ws, None, border=TOTAL_BORDER) for _ in range(4)),
-               styled(ws, envelope - proposed, font=BOLD, number_format=AMOUNT_FORMAT, border=TOTAL_BORDER)])
-    ws.append([styled(ws, "Les montants sollicités comprennent tous les dossiers déposés, y compris refusés ou "
-                          "classés sans suite.", font=NOTE_FONT)])
+        attributed += totals.attributed
+        last = _append(ws, [
+            styled(ws, f"Session {number}", font=BOLD if number == ctx.session else None),
+            styled(ws, totals.dossiers, number_format="0"),
+            styled(ws, totals.requested, number_format=AMOUNT_FORMAT),
+            styled(ws, cumulated, number_format=AMOUNT_FORMAT),
+            styled(ws, cumulated / envelope if envelope else None, number_format=PERCENT_FORMAT),
+            styled(ws, totals.proposed, number_format=AMOUNT_FORMAT),
+            styled(ws, totals.attributed, number_format=AMOUNT_FORMAT),
+            styled(ws, envelope - attributed, number_format=AMOUNT_FORMAT)])
+        first = first or last
+    _append(ws, [styled(ws, "Reste de l'enveloppe après les montants proposés", font=BOLD, border=TOTAL_BORDER),
+                 *(styled(ws, None, border=TOTAL_BORDER) for _ in range(4)),
+                 styled(ws, envelope - proposed, font=BOLD, number_format=AMOUNT_FORMAT, border=TOTAL_BORDER)])
+    _append(ws, [styled(ws, "Reste de l'enveloppe après les montants attribués par le comité", font=BOLD),
+                 *(styled(ws, None) for _ in range(5)),
+                 styled(ws, envelope - attributed, font=BOLD, number_format=AMOUNT_FORMAT)])
+    _append(ws, [styled(ws, "Les montants sollicités comprennent tous les dossiers déposés, y compris refusés ou "
+                            "classés sans suite. Montant attribué : décisions « Retenu » importées par "
+                            "« itn7 decisions import ».", font=NOTE_FONT)])
+    if first:
+        ws.add_chart(_envelope_chart(ws, first, last), "J2")
 
+
+def _envelope_chart(ws: WriteOnlyWorksheet, first: int, last: int) -> BarChart:
+    """Attributed and remaining amounts per session, stacked: the envelope at a glance."""
+    chart = BarChart()
+    chart.type = "col"
+    chart.grouping = "stacked"
+    chart.overlap = 100
+    chart.title = "Enveloppe : attribué et restant par session"
+    chart.y_axis.title = "€"
+    chart.y_axis.numFmt = "#,##0"
+    chart.add_data(Reference(ws, min_col=7, max_col=8, min_row=first - 1, max_row=last), titles_from_data=True)
+    chart.set_categories(Reference(ws, min_col=1, min_row=first, max_row=last))
+    chart.width, chart.height = 16, 8
+    return chart
