@@ -131,7 +131,8 @@ def export_session(db: sqlite_utils.Database, settings: Settings, session: int, 
         if table is None:
             if others is None:  # only when a dossier is routed outside PACA's six groupes
                 others = DossierTable(wb.create_sheet(OTHER_DEPARTEMENTS), settings, footer, pieces=pieces is not None)
-                wb.move_sheet(others.ws, 2 + len(DEPARTEMENTS) - wb.index(others.ws))  # after the six
+                # after the six; by title: move_sheet only takes a (non write-only) Worksheet object
+                wb.move_sheet(others.ws.title, 2 + len(DEPARTEMENTS) - wb.index(others.ws))
             table = others
         dossiers.add(row, folder, also=table)
         expenses.add(row)
