@@ -380,14 +380,45 @@ def demo(
         result = export_mod.export_session(database, workbook_settings, session,
                                            folder / export_mod.default_path(session).name)
         out.print(f"Classeur du comité, session {session} : [bold]{result.path}[/]")
+    show_decisions_loop(database, workbook_settings, folder, quiet=quiet)
     out.print(f"\n[bold green]Démonstration prête[/] : base [bold]{db_path}[/].")
     out.print("À essayer ensuite (le faux serveur est arrêté : [bold]itn7 sync[/] demande un vrai jeton) :")
     for line in (f"ITN7_DB={db_path} itn7 check --session 2 --status ineligible",
                  f"ITN7_DB={db_path} itn7 export --session 1 --demarche labo",
                  f"ITN7_DB={db_path} itn7 check --format json > controles.json",
                  f"ITN7_DB={db_path} itn7 champs",
+                 f"ITN7_DB={db_path} itn7 decisions",
+                 f"ITN7_DB={db_path} itn7 decisions apply --session 1",
                  f"sqlite3 {db_path} 'SELECT * FROM v_dossiers LIMIT 5'"):
         out.print(f"  [cyan]{line}[/]")
+
+
+def show_decisions_loop(database: Any, cfg: config_mod.Settings, folder: Path, *, quiet: bool) -> None:
+    """The end of the demo: a committee fills session 1's workbook, itn7 imports it and shows, as a dry
+    run, what `itn7 decisions apply --apply` would send to Démarche Numérique."""
+    import shutil
+    from collections import Counter
+
+    from . import export as export_mod
+    from .decisions import apply as apply_mod
+    from .decisions.workbook import import_workbook
+    from .fakeds.committee import fill_decisions
+
+    decided = folder / "exemple-decisions-comite-session-1.xlsx"
+    shutil.copy(folder / export_mod.default_path(1).name, decided)
+    fill_decisions(decided)
+    result = import_workbook(database, cfg, decided, partial=True)
+    out.print(f"\nDécisions du comité (exemple) : [bold]{decided}[/] — {result.recorded} enregistrée(s), "
+              f"{len(result.problems)} refusée(s) par les contrôles de l'import.")
+    planned = apply_mod.plan(database, 1)
+    to_do = [p for p in planned if p.status == apply_mod.TO_DO]
+    if not quiet and to_do:
+        render_decisions_plan(to_do[:15], title="Session 1 : ce que « itn7 decisions apply --apply » enverrait "
+                                                "(simulation, 15 premiers dossiers)")
+    counts = Counter(p.status for p in planned)
+    out.print(f"Simulation : {counts[apply_mod.TO_DO]} dossier(s) à traiter dans Démarche Numérique, "
+              f"{counts[apply_mod.NOTHING]} ajourné(s), {counts[apply_mod.BLOCKED]} déjà décidé(s) autrement dans "
+              "Démarche Numérique (signalés, jamais modifiés) ; rien n'a été envoyé.")
 
 
 def render_check_summary(summary: Any) -> None:
@@ -677,8 +708,9 @@ def render_decisions_plan(planned: list[Any], *, title: str) -> None:
         table.add_column(name, overflow="fold")
     styles = {"a_faire": "yellow", "deja_fait": "dim", "rien": "dim", "impossible": "red"}
     for p in planned:
-        table.add_row(p.demarche, str(p.number), p.label, _euros(p.amount) if p.amount else "",
-                      labels.STATES.get(p.state, p.state), f"[{styles[p.status]}]{escape(p.describe())}[/]")
+        table.add_row(labels.demarche(p.demarche, short=True), str(p.number), p.label,
+                      _euros(p.amount) if p.amount else "", labels.STATES.get(p.state, p.state),
+                      f"[{styles[p.status]}]{escape(p.describe())}[/]")
     out.print(table)
 
 

@@ -485,3 +485,15 @@ def test_the_summary_and_the_synthese_show_the_attributed_amounts(world: World) 
     assert len(ws._charts) == 1
     prefilled = next(r for r in sheet_rows(again) if number_of(r) == number_of(row))
     assert (prefilled[DECISION], prefilled[AMOUNT], prefilled[MOTIVATION]) == ("Retenu", 1234, "Retenu.")
+
+
+def test_the_demo_shows_the_loop_as_a_dry_run_without_sending_anything(world: World, tmp_path: Path) -> None:
+    from itn7cli.cli import show_decisions_loop
+
+    with closing(world.db_path) as db:
+        export.export_session(db, world.settings, 1, tmp_path / export.default_path(1).name)
+        show_decisions_loop(db, world.settings, tmp_path, quiet=True)
+        plan = apply_mod.plan(db, 1)
+    assert plan and {p.decision for p in plan} >= {"retenu", "ajourne"}
+    assert (tmp_path / "exemple-decisions-comite-session-1.xlsx").is_file()
+    assert world.server.stats.requests == 0 and notifications(world.dataset) == []
