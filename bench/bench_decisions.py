@@ -53,6 +53,9 @@ def run(path: Path, phase: str) -> None:
     from itn7cli import config, store
 
     db = store.open_db(path)
+    if phase == "import":  # a first import every time: every decision is recorded, none found unchanged
+        with db.atomic():
+            db.execute("DELETE FROM decisions")
     started, cpu = time.perf_counter(), time.process_time()
     if phase == "import":
         from itn7cli.decisions.workbook import import_workbook

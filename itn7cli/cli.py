@@ -697,12 +697,22 @@ def decisions_import(
         raise typer.Exit(1)
 
 
+PLAIN_ROWS = 200
+
+
 def render_decisions_plan(planned: list[Any], *, title: str) -> None:
     """Per decision: the dossier, the decision, and what would be sent to DS (or why nothing)."""
     from rich.markup import escape
 
     from . import labels
 
+    if len(planned) > PLAIN_ROWS:  # a table of thousands of rows takes rich seconds: one plain line each
+        lines = [title, "Démarche\tN°\tDécision\tMontant\tÉtat DS\tÀ faire dans Démarche Numérique"]
+        lines += ["\t".join((labels.demarche(p.demarche, short=True), str(p.number), p.label,
+                             _euros(p.amount) if p.amount else "", labels.STATES.get(p.state, p.state), p.describe()))
+                  for p in planned]
+        out.file.write("\n".join(lines) + "\n")  # plain text: rich would spend seconds laying it out
+        return
     table = Table(title=title)
     for name in ("Démarche", "N°", "Décision", "Montant", "État DS", "À faire dans Démarche Numérique"):
         table.add_column(name, overflow="fold")

@@ -497,3 +497,52 @@ def test_the_demo_shows_the_loop_as_a_dry_run_without_sending_anything(world: Wo
     assert plan and {p.decision for p in plan} >= {"retenu", "ajourne"}
     assert (tmp_path / "exemple-decisions-comite-session-1.xlsx").is_file()
     assert world.server.stats.requests == 0 and notifications(world.dataset) == []
+
+
+def test_an_untouched_export_imports_cleanly_with_nothing_to_record(world: World) -> None:
+    result = do_import(world)  # as written by itn7 export: inline strings, empty decision cells
+    assert (result.problems, result.recorded, result.session) == ([], 0, SESSION)
+    assert result.empty == len(sheet_rows(world.workbook))
+
+
+def test_the_column_reader_tells_texts_numbers_dates_formulas_and_errors_apart(tmp_path: Path) -> None:
+    import zipfile
+
+    from itn7cli.decisions.xlsx import open_workbook
+
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    sheet = (f'<worksheet xmlns="{main}"><sheetData>'
+             '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="inlineStr"><is><t>Montant</t></is></c></row>'
+             '<row r="2"><c t="s" r="A2"><v>1</v></c><c s="1" r="B2"><v>45000</v></c></row>'
+             '<row r="3"><c r="A3" t="inlineStr"><is><r><t>Ref</t></r><r><t xml:space="preserve">us&#233; </t></r>'
+             '</is></c><c r="B3"><f>SUM(1,2)</f><v>3</v></c></row>'
+             '<row r="4"><c r="A4" t="e"><v>#N/A</v></c><c r="B4" s="0"/><c r="C4" t="b"><v>1</v></c></row>'
+             '<row r="5"><c r="A5" t="str"><v>a &amp; b</v></c><c r="B5"><v>12.5</v></c></row>'
+             '</sheetData><mergeCells count="1"><mergeCell ref="A6:A7"/></mergeCells></worksheet>')
+    path = tmp_path / "petit.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("xl/workbook.xml", f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets>'
+                                            '<sheet name="Feuille" sheetId="1" r:id="rId1"/></sheets></workbook>')
+        archive.writestr("xl/_rels/workbook.xml.rels",
+                         '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                         '<Relationship Id="rId1" Type="worksheet" Target="worksheets/sheet1.xml"/></Relationships>')
+        archive.writestr("xl/sharedStrings.xml", f'<sst xmlns="{main}"><si><t>Décision</t></si>'
+                                                 '<si><r><t>Ret</t></r><r><t>enu</t></r><rPh><t>x</t></rPh></si></sst>')
+        archive.writestr("xl/styles.xml", f'<styleSheet xmlns="{main}"><cellXfs count="2"><xf numFmtId="0"/>'
+                                          '<xf numFmtId="14"/></cellXfs></styleSheet>')
+        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+    with zipfile.ZipFile(path) as archive:
+        wb = open_workbook(archive)
+        columns: set[int] = set()
+        rows = wb.rows("Feuille", columns)
+        header = next(rows)
+        columns.update({1, 2})
+        found = {number: {c: (v.kind, v.value) for c, v in cells.items()} for number, cells in rows}
+    assert header == (1, {1: header[1][1], 2: header[1][2]})
+    assert [v.value for v in header[1].values()] == ["Décision", "Montant"]
+    assert found == {2: {1: ("text", "Retenu"), 2: ("date", 45000.0)},
+                     3: {1: ("text", "Refusé "), 2: ("formula", None)},
+                     4: {1: ("error", "#N/A")},
+                     5: {1: ("text", "a & b"), 2: ("number", 12.5)}}
+    assert wb.merges["Feuille"] == ["A6:A7"]

@@ -2,7 +2,7 @@
 
 Nothing is refused silently: every problem names its sheet, row and dossier. A file with problems
 records nothing, unless the caller asks for a partial import (the rows without problems). Reading
-is streamed (openpyxl read-only mode): a workbook of ten thousand rows stays quick and small.
+is streamed (decisions/xlsx.py reads only the four columns): ten thousand rows stay quick and small.
 """
 
 from __future__ import annotations
@@ -11,26 +11,24 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 
 from ..config import Settings
 from ..errors import Itn7Error
 from ..export.data import grant_limits, paris_naive
 from ..export.sheets import AMOUNT_HEADER, DECISION_HEADER, KEY_HEADER, MOTIVATION_HEADER
-from ..rules import mappings_from_settings
+from ..rules import RoleMap, mappings_from_settings
 from ..store import decisions as decision_store
 from ..store import now
 from .labels import DECISION_CODES, DECISION_LABELS, parse_key
+from .xlsx import Value, XlsxError, open_workbook
 
-MERGE = re.compile(rb'<mergeCell ref="([A-Z]+\d+(?::[A-Z]+\d+)?)"')
 AMOUNT_TEXT = re.compile(r"^-?\d+(?:[.,]\d+)?$")
 CHOICES = ", ".join(DECISION_LABELS.values())
+BATCH = 500
 
 
 class WorkbookError(Itn7Error):
@@ -100,6 +98,7 @@ def import_workbook(db: sqlite_utils.Database, settings: Settings, path: Path, *
     keep = [e for e in result.entries if e.number not in bad]
     if result.session is not None:
         _envelope(db, result, keep)
+    result.problems.sort(key=lambda p: p.row is not None)  # what concerns a whole sheet or the file first
     if result.problems and not partial:
         return result
     if any(p.row is None for p in result.problems):  # a problem of the whole file: nothing is safe
@@ -113,86 +112,84 @@ def import_workbook(db: sqlite_utils.Database, settings: Settings, path: Path, *
 
 def _read(path: Path, result: ImportResult) -> list[Entry]:
     try:
-        wb = load_workbook(path, read_only=True, data_only=False)
+        archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise WorkbookError(f"Classeur introuvable : {path}.") from None
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, OSError) as exc:
         raise WorkbookError(f"Classeur illisible : {path} ({type(exc).__name__}). Donnez le fichier .xlsx "
                             "produit par « itn7 export ».") from None
+    sheets = 0
+    by_number: dict[int, Entry] = {}
+    seen: dict[int, int] = {}  # dossier → session, of every row with a key
     try:
-        by_number: dict[int, Entry] = {}
-        sheets = 0
-        for ws in wb.worksheets:
-            rows = ws.iter_rows(min_row=1)
-            header = next(rows, None)
-            names = [c.value if isinstance(c.value, str) else None for c in header or ()]
-            if KEY_HEADER not in names:
+        wb = open_workbook(archive)
+        for name in wb.sheets:
+            wanted: set[int] = set()  # filled from the header row, which is read first
+            rows = wb.rows(name, wanted)
+            first = next(rows, None)
+            header = {cell.value: column for column, cell in (first[1] if first and first[0] == 1 else {}).items()
+                      if cell.kind == "text"}
+            if KEY_HEADER not in header:
                 continue
             sheets += 1
-            for merged in _merged_ranges(path, ws):
-                result.problems.append(Problem(ws.title, None, None, f"cellules fusionnées ({merged}) : défusionnez-"
-                                                                     "les, l'import lit une valeur par cellule"))
-            columns = tuple(names.index(h) if h in names else None
-                            for h in (DECISION_HEADER, AMOUNT_HEADER, MOTIVATION_HEADER, KEY_HEADER))
+            columns = tuple(header.get(h) for h in (DECISION_HEADER, AMOUNT_HEADER, MOTIVATION_HEADER, KEY_HEADER))
             if None in columns:
-                result.problems.append(Problem(ws.title, 1, None, "colonnes de décision absentes ou renommées"))
+                result.problems.append(Problem(name, 1, None, "colonnes de décision absentes ou renommées"))
                 continue
-            for entry in _sheet_entries(ws.title, rows, columns, result):  # type: ignore[arg-type]
+            wanted.update(c for c in columns if c is not None)
+            for entry in _sheet_entries(name, rows, columns, result, seen):  # type: ignore[arg-type]
                 _merge(by_number, entry, result)
-        if not sheets:
-            raise WorkbookError(f"{path} n'a pas de colonne « {KEY_HEADER} » : ce n'est pas un classeur du comité "
-                                "produit par « itn7 export ».")
+            for merged in wb.merges.get(name, []):
+                result.problems.append(Problem(name, None, None, f"cellules fusionnées ({merged}) : défusionnez-"
+                                                                 "les, l'import lit une valeur par cellule"))
+    except (XlsxError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise WorkbookError(f"Classeur illisible : {path} ({type(exc).__name__}). Donnez le fichier .xlsx "
+                            "produit par « itn7 export ».") from None
     finally:
-        wb.close()
-    sessions = sorted({e.session for e in by_number.values()})
+        archive.close()
+    if not sheets:
+        raise WorkbookError(f"{path} n'a pas de colonne « {KEY_HEADER} » : ce n'est pas un classeur du comité "
+                            "produit par « itn7 export ».")
+    sessions = set(seen.values())
+    result.empty = len(seen.keys() - by_number.keys() - {p.number for p in result.problems})
     if len(sessions) > 1:
         result.problems.append(Problem("", None, None, "le classeur mêle plusieurs sessions ("
-                                       + ", ".join(map(str, sessions)) + ")"))
-    result.session = sessions[0] if sessions else None
+                                       + ", ".join(map(str, sorted(sessions))) + ")"))
+    result.session = min(sessions) if sessions else None
     result.entries = sorted(by_number.values(), key=lambda e: e.number)
     return result.entries
 
 
-def _merged_ranges(path: Path, ws: Any) -> list[str]:
-    """The merged ranges of a sheet; read-only mode does not report them, the sheet's XML does."""
-    member = getattr(ws, "_worksheet_path", None)
-    if not member:
-        return []
-    with zipfile.ZipFile(path) as archive, archive.open(member.lstrip("/")) as handle:
-        tail = handle.read()
-    start = tail.rfind(b"<mergeCells")
-    return [m.decode() for m in MERGE.findall(tail, start)] if start >= 0 else []
-
-
-def _sheet_entries(sheet: str, rows: Iterator[tuple[Any, ...]], columns: tuple[int, int, int, int],
-                   result: ImportResult) -> Iterator[Entry]:
-    for index, row in enumerate(rows, start=2):
-        cells = [row[i] if i < len(row) else None for i in columns]
-        values = [getattr(c, "value", None) for c in cells]
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+def _sheet_entries(sheet: str, rows: Iterator[tuple[int, dict[int, Value]]], columns: tuple[int, int, int, int],
+                   result: ImportResult, seen: dict[int, int]) -> Iterator[Entry]:
+    """The decisions of one sheet's rows; `seen` collects every keyed row's dossier and session."""
+    for index, found in rows:
+        cells = [found.get(c) for c in columns]
+        if all(c is None or (c.kind == "text" and not str(c.value).strip()) for c in cells):
             continue
-        formulas = [c.coordinate for c in cells if c is not None and getattr(c, "data_type", None) == "f"]
-        key = parse_key(values[3]) if isinstance(values[3], str) else None
+        values = [c.value if c is not None else None for c in cells]
+        key = parse_key(str(values[3])) if cells[3] is not None and cells[3].kind == "text" else None
         number = key[1] if key else None
 
         def problem(message: str, index: int = index, number: int | None = number) -> None:
             result.problems.append(Problem(sheet, index, number, message))
 
-        if formulas:
-            problem(f"formule dans la cellule {formulas[0]} : saisissez une valeur, pas une formule")
+        odd = next((c for c in cells if c is not None and c.kind in ("formula", "error")), None)
+        if odd is not None:
+            problem(f"formule dans la cellule {odd.coordinate} : saisissez une valeur, pas une formule"
+                    if odd.kind == "formula" else f"valeur d'erreur {odd.value} dans la cellule {odd.coordinate}")
             continue
         if key is None:
             problem("ligne sans clé itn7 (colonne masquée) : une ligne ajoutée ou modifiée à la main ? "
                     "Saisissez les décisions sur les lignes du classeur exporté")
             continue
+        seen[key[1]] = key[0]
         decision = _decision(values[0], problem)
         if decision is None:
             if values[0] is None and (values[1] is not None or values[2] is not None):
                 problem("montant ou motivation sans décision")
-            elif values[0] is None:
-                result.empty += 1
             continue
-        amount = _amount(values[1], problem)
+        amount = _amount(cells[1], problem)
         motivation = _motivation(values[2], problem)
         if isinstance(amount, Invalid) or isinstance(motivation, Invalid):
             continue
@@ -215,14 +212,16 @@ class Invalid:
 INVALID = Invalid()
 
 
-def _amount(value: Any, problem: Any) -> float | Invalid | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+def _amount(cell: Value | None, problem: Any) -> float | Invalid | None:
+    value = cell.value if cell is not None else None
+    if cell is None or (cell.kind == "text" and not str(value).strip()):
         return None
-    if isinstance(value, bool | datetime | date | time):
-        problem(f"montant attribué « {value} » : un nombre est attendu")
+    if cell.kind in ("bool", "date"):
+        problem(f"montant attribué en cellule {cell.coordinate} : un nombre est attendu, pas "
+                + ("une date" if cell.kind == "date" else "une case à cocher"))
         return INVALID
-    if isinstance(value, int | float):
-        return float(value)
+    if cell.kind == "number":
+        return float(cell.value)
     text = str(value).replace("\u202f", "").replace("\xa0", "").replace(" ", "").removesuffix("€")
     if AMOUNT_TEXT.match(text):
         return float(text.replace(",", "."))
@@ -258,8 +257,15 @@ def _euros(amount: float) -> str:
 
 
 def _validate(db: sqlite_utils.Database, settings: Settings, entries: list[Entry], result: ImportResult) -> None:
-    stored = decision_store.dossiers_for_import(db, (e.number for e in entries))
     mappings = mappings_from_settings(settings.mapping)
+    for start in range(0, len(entries), BATCH):  # a batch of dossiers' raw JSON at a time: memory stays flat
+        batch = entries[start:start + BATCH]
+        _validate_batch(settings, mappings, batch, decision_store.dossiers_for_import(db, (e.number for e in batch)),
+                        result)
+
+
+def _validate_batch(settings: Settings, mappings: dict[str, RoleMap], entries: list[Entry],
+                    stored: dict[int, dict[str, Any]], result: ImportResult) -> None:
     for e in entries:
         def problem(message: str, e: Entry = e) -> None:
             result.problems.append(Problem(e.sheet, e.row, e.number, message))
