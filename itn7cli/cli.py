@@ -724,6 +724,25 @@ def render_decisions_plan(planned: list[Any], *, title: str) -> None:
     out.print(table)
 
 
+def warn_decisions_rights(database: Any, cfg: config_mod.Settings, planned: list[Any]) -> None:
+    """What would stop --apply before any request: no instructeur, or one outside the dossiers' groupes."""
+    from .annotate import resolve_instructeur
+    from .decisions import apply as apply_mod
+
+    if not cfg.instructeur_id:
+        err.print("[yellow]ITN7_INSTRUCTEUR_ID n'est pas renseigné[/] : il faut pour --apply "
+                  "(voir [bold]itn7 instructeurs[/]).")
+        return
+    try:
+        outside = apply_mod.outside_groupes(database, resolve_instructeur(database, cfg.instructeur_id), planned)
+    except config_mod.ConfigError as exc:
+        err.print(f"[yellow]Attention :[/] {exc}", soft_wrap=True)
+        return
+    if outside:
+        err.print(f"[yellow]Attention :[/] {outside} dossier(s) sont dans un groupe dont l'instructeur configuré "
+                  "n'est pas membre (dernière synchronisation) : Démarche Numérique les refusera.")
+
+
 @decisions_app.command("apply")
 @friendly
 def decisions_apply(
@@ -764,6 +783,7 @@ def decisions_apply(
             told = "aucun courriel (--sans-notification)" if silent else f"{to_do} demandeur(s) recevront un courriel"
             err.print(f"Simulation : {to_do} dossier(s) à traiter dans Démarche Numérique ({told}). "
                       "Rien n'a été envoyé : ajoutez [bold]--apply[/] pour envoyer.")
+            warn_decisions_rights(database, cfg, planned)
         return
     if to_do and not yes:
         notice = ("sans courriel aux demandeurs" if silent else

@@ -546,3 +546,16 @@ def test_the_column_reader_tells_texts_numbers_dates_formulas_and_errors_apart(t
                      4: {1: ("error", "#N/A")},
                      5: {1: ("text", "a & b"), 2: ("number", 12.5)}}
     assert wb.merges["Feuille"] == ["A6:A7"]
+
+
+def test_the_dry_run_warns_when_the_instructeur_is_outside_a_dossier_s_groupe(world: World) -> None:
+    row = by_state(world)["En instruction"][0]
+    number = number_of(row)
+    inside = set(world.dataset.groupe_instructeurs(number))
+    outsider = next(i for i in sorted(world.dataset.instructeurs) if i not in inside)
+    fill(world.workbook, {number: ("Refusé", None, "Non.")})
+    assert invoke(["decisions", "import", str(world.workbook)], world.env()).exit_code == 0
+    result = invoke(["decisions", "apply"], {**world.env(), "ITN7_INSTRUCTEUR_ID": relay_id("Instructeur", outsider)})
+    assert result.exit_code == 0, result.stderr
+    assert "1 dossier(s) sont dans un groupe dont l'instructeur configuré n'est pas membre" in result.stderr
+    assert world.server.stats.requests == 0

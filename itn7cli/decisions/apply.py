@@ -19,6 +19,7 @@ from ..annotate import READ_ONLY_MARK, client_for, resolve_instructeur
 from ..api import DSClient, NotFoundError
 from ..config import Settings
 from ..errors import AuthError
+from ..store import annotations as annotation_store
 from ..store import decisions as decision_store
 from .labels import DECISION_LABELS, TARGET_STATES
 
@@ -51,6 +52,7 @@ class Planned:
     status: str = TO_DO
     reason: str = ""
     steps: list[str] = field(default_factory=list)
+    groupe_id: str | None = None
 
     @property
     def label(self) -> str:
@@ -100,7 +102,7 @@ def plan(db: sqlite_utils.Database, session: int | None = None) -> list[Planned]
     for row in decision_store.to_apply(db, session):
         expected = row["ds_modified"] if row["applied_at"] else row["exported_modified"]
         item = Planned(row["number"], row["dossier_id"], row["key"] or "", row["session"], row["decision"],
-                       row["amount"], row["motivation"], row["state"] or "", expected)
+                       row["amount"], row["motivation"], row["state"] or "", expected, groupe_id=row["groupe_id"])
         if row["deleted"]:
             item.status, item.reason = BLOCKED, "dossier supprimé dans Démarche Numérique"
         else:
@@ -108,6 +110,12 @@ def plan(db: sqlite_utils.Database, session: int | None = None) -> list[Planned]
                                                               row["motivation_ds"])
         planned.append(item)
     return planned
+
+
+def outside_groupes(db: sqlite_utils.Database, instructeur_id: str, planned: list[Planned]) -> int:
+    """How many dossiers to act on are in a groupe the instructeur is not in (DS would refuse them)."""
+    member = annotation_store.groupes_of(db, instructeur_id)
+    return sum(1 for p in planned if p.status == TO_DO and p.groupe_id not in member)
 
 
 def notified(planned: list[Planned]) -> int:
@@ -166,9 +174,20 @@ def apply_one(db: sqlite_utils.Database, client: DSClient, item: Planned, instru
         if error is not None and READ_ONLY_MARK in error:
             raise AuthError(f"Le jeton d'API est en lecture seule (« {error} ») : aucune autre décision n'est "
                             "envoyée. Mettez dans DS_API_TOKEN un jeton avec accès en écriture.")
+        if error is not None and _reached(db, client, item):
+            break  # a retried request DS had already applied (« Le dossier est déjà accepté »): done
         if error is not None:
             return Outcome(item, "erreur", f"{OPERATIONS[operation][1]} refusé par Démarche Numérique : « {error} »")
     return Outcome(item, "envoye", " puis ".join(OPERATIONS[s][1] for s in steps))
+
+
+def _reached(db: sqlite_utils.Database, client: DSClient, item: Planned) -> bool:
+    """Whether DS now holds the decision (a network retry may have sent a mutation twice)."""
+    live = _read_state(client, item.number)
+    if steps_for(live.get("state") or "", item.decision, item.motivation, live.get("motivation"))[0] != DONE:
+        return False
+    decision_store.note_ds_state(db, item.number, live)
+    return True
 
 
 def apply(db: sqlite_utils.Database, client: DSClient, planned: list[Planned], instructeur_id: str, *,
