@@ -89,6 +89,7 @@ PIECES_COLUMN = Column("Pièces", 10)
 # whatever the sorting or filtering.
 DECISION_HEADER, AMOUNT_HEADER, MOTIVATION_HEADER, KEY_HEADER = (
     "Décision du comité", "Montant attribué (€)", "Motivation", "Clé itn7 (ne pas modifier)")
+EMPTY_INPUTS: tuple[dict[str, Any], ...] = ({}, {"number_format": AMOUNT_FORMAT}, {"wrap": True})
 DECISION_COLUMNS = (Column(DECISION_HEADER, 15), Column(AMOUNT_HEADER, 14), Column(MOTIVATION_HEADER, 40, wrap=True),
                     Column(KEY_HEADER, 6, hidden=True))
 
@@ -199,10 +200,14 @@ class DossierTable(Table):
     def _decision(self, row: Row) -> list[Cell]:
         """The committee's cells, pre-filled from a recorded decision, and the row's hidden key."""
         ws = self.ws
-        return [input_cell(ws, DECISION_LABELS.get(row.decision or "")),
-                input_cell(ws, row.decision_amount, number_format=AMOUNT_FORMAT),
-                input_cell(ws, row.decision_motivation, wrap=True),
-                text_cell(ws, decision_key(row.session, row.number, row.modified))]
+        if row.decision is None:  # most rows: three empty cells, made once per sheet
+            empty = [self._shared(("decision", index), partial(input_cell, ws, None, **options))
+                     for index, options in enumerate(EMPTY_INPUTS)]
+        else:
+            empty = [input_cell(ws, DECISION_LABELS.get(row.decision)),
+                     input_cell(ws, row.decision_amount, number_format=AMOUNT_FORMAT),
+                     input_cell(ws, row.decision_motivation, wrap=True)]
+        return [*empty, text_cell(ws, decision_key(row.session, row.number, row.modified))]
 
     def finish(self) -> None:
         super().finish()
