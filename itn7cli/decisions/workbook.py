@@ -260,8 +260,9 @@ def _validate(db: sqlite_utils.Database, settings: Settings, entries: list[Entry
     mappings = mappings_from_settings(settings.mapping)
     for start in range(0, len(entries), BATCH):  # a batch of dossiers' raw JSON at a time: memory stays flat
         batch = entries[start:start + BATCH]
-        _validate_batch(settings, mappings, batch, decision_store.dossiers_for_import(db, (e.number for e in batch)),
-                        result)
+        retained = {e.number for e in batch if e.decision == "retenu"}  # only these need the amounts requested
+        _validate_batch(settings, mappings, batch,
+                        decision_store.dossiers_for_import(db, (e.number for e in batch), retained), result)
 
 
 def _validate_batch(settings: Settings, mappings: dict[str, RoleMap], entries: list[Entry],

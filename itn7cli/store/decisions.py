@@ -14,19 +14,21 @@ COLUMNS = ("dossier_number", "session", "decision", "amount", "motivation", "sou
            "exported_modified")
 
 
-def dossiers_for_import(db: sqlite_utils.Database, numbers: Iterable[int]) -> dict[int, dict[str, Any]]:
+def dossiers_for_import(db: sqlite_utils.Database, numbers: Iterable[int],
+                        with_raw: set[int] | None = None) -> dict[int, dict[str, Any]]:
     """The stored facts an import checks, by dossier number: {number, key, session, state, deleted, live,
-    modified, raw, city_code, raison_sociale, prenom, nom}. Unknown numbers are absent."""
+    modified, raw}; `raw` (the JSON) only for the numbers in `with_raw`. Unknown numbers are absent."""
     wanted = sorted(set(numbers))
+    raw_for = sorted(with_raw or ())
     found: dict[int, dict[str, Any]] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
         cursor = db.execute(
             f"SELECT d.number, m.key, c.session, d.state, d.deletion_state IS NOT NULL AS deleted, ({LIVE}) AS live, "
-            "d.date_derniere_modification AS modified, d.raw, d.city_code, d.raison_sociale, d.prenom, d.nom "
-            "FROM dossiers d LEFT JOIN checks c ON c.number = d.number "
+            f"d.date_derniere_modification AS modified, CASE WHEN d.number IN ({','.join('?' * len(raw_for))}) "
+            "THEN d.raw END AS raw FROM dossiers d LEFT JOIN checks c ON c.number = d.number "
             "LEFT JOIN demarches m ON m.number = d.demarche_number "
-            f"WHERE d.number IN ({','.join('?' * len(chunk))})", chunk)
+            f"WHERE d.number IN ({','.join('?' * len(chunk))})", [*raw_for, *chunk])
         names = [c[0] for c in cursor.description]
         for row in cursor:
             record = dict(zip(names, row, strict=True))
