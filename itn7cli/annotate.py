@@ -25,7 +25,7 @@ from .errors import AuthError, ConfigError
 from .labels import STATUSES as STATUS_LABELS
 from .rules.engine import ELIGIBLE, SEVERITY, rule_labels
 from .rules.mapping import ROLES_BY_NAME, RoleMap, mappings_from_settings
-from .store import now
+from .store import annotations as annotation_store
 
 ROLE = "controle_auto"
 OPERATION = "modifierAnnotations"
@@ -97,45 +97,6 @@ def verdict_key(text: str) -> str:
 # ---------------------------------------------------------------- plan
 
 
-def _findings(db: sqlite_utils.Database) -> dict[int, list[tuple[str, str]]]:
-    by_dossier: dict[int, list[tuple[str, str]]] = {}
-    for number, rule, status in db.execute(
-            "SELECT dossier_number, rule, status FROM check_findings ORDER BY dossier_number, position"):
-        by_dossier.setdefault(number, []).append((rule, status))
-    return by_dossier
-
-
-def _annotation_champs(db: sqlite_utils.Database) -> dict[int, list[dict[str, Any]]]:
-    by_dossier: dict[int, list[dict[str, Any]]] = {}
-    for number, champ_id, descriptor_id, label, value_text, string_value in db.execute(
-            "SELECT dossier_number, id, descriptor_id, label, value_text, string_value FROM champs "
-            "WHERE kind = 'annotation' AND parent_id IS NULL"):
-        by_dossier.setdefault(number, []).append({
-            "id": champ_id, "champDescriptorId": descriptor_id, "label": label,
-            "value": value_text if value_text is not None else string_value})
-    return by_dossier
-
-
-def _annotation_descriptors(db: sqlite_utils.Database) -> dict[str, list[dict[str, Any]]]:
-    by_revision: dict[str, list[dict[str, Any]]] = {}
-    for revision_id, descriptor_id, label, type_ in db.execute(
-            "SELECT revision_id, id, label, type FROM champ_descriptors "
-            "WHERE kind = 'annotation' AND parent_id IS NULL ORDER BY position"):
-        by_revision.setdefault(revision_id, []).append(
-            {"id": descriptor_id, "champDescriptorId": descriptor_id, "label": label, "type": type_})
-    return by_revision
-
-
-def _last_written(db: sqlite_utils.Database) -> dict[tuple[int, str], tuple[str, str]]:
-    """(dossier, annotation) → (value, written_at) of this tool's latest write."""
-    last: dict[tuple[int, str], tuple[str, str]] = {}
-    for number, annotation_id, value, written_at in db.execute(
-            "SELECT dossier_number, annotation_id, value, written_at FROM annotations_written "
-            "ORDER BY written_at, rowid"):
-        last[(number, annotation_id)] = (value, written_at)
-    return last
-
-
 def _index(items: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     by_id = {i["champDescriptorId"]: i for i in items if i["champDescriptorId"]}
     by_label = {i["label"]: i for i in items if i["label"]}
@@ -175,19 +136,12 @@ def plan(db: sqlite_utils.Database, settings: Settings, *, session: int | None =
          demarche: str | None = None) -> list[Planned]:
     """Per checked, non-deleted dossier: the verdict text and the annotation it goes to. Reads the store only."""
     mappings = mappings_from_settings(settings.mapping)
-    findings, champs = _findings(db), _annotation_champs(db)
-    descriptors, written = _annotation_descriptors(db), _last_written(db)
-    sql = ("SELECT c.number, m.key, c.status, c.checked_at, d.id, d.revision_id, d.groupe_instructeur_label, "
-           "d.groupe_instructeur_id, d.synced_at FROM checks c JOIN dossiers d ON d.number = c.number "
-           "JOIN demarches m ON m.number = d.demarche_number WHERE d.deletion_state IS NULL")
-    params: list[Any] = []
-    for clause, value in (("c.session = ?", session), ("m.key = ?", demarche)):
-        if value is not None:
-            sql += f" AND {clause}"
-            params.append(value)
+    findings, champs = annotation_store.findings_by_dossier(db), annotation_store.annotation_champs(db)
+    descriptors, written = annotation_store.annotation_descriptors(db), annotation_store.last_written(db)
     planned = []
-    for number, key, status, checked_at, dossier_id, revision_id, groupe, groupe_id, synced_at in db.execute(
-            sql + " ORDER BY c.number", params):
+    for row in annotation_store.checked_dossiers(db, session=session, demarche=demarche):
+        number, key, status, synced_at = row["number"], row["key"], row["status"], row["synced_at"]
+        revision_id, checked_at = row["revision_id"], row["checked_at"]
         mapping = mappings.get(key) or mappings["general"]
         champ, descriptor = _target(mapping, champs.get(number, []), descriptors.get(revision_id, []))
         target = champ or descriptor
@@ -198,8 +152,9 @@ def plan(db: sqlite_utils.Database, settings: Settings, *, session: int | None =
             current = last[0]  # written after the last sync: newer than what the sync saw
         value_key = _value_key(descriptor["type"] if descriptor else None)
         verdict = verdict_text(status, findings.get(number, []), checked_at)
-        planned.append(Planned(number, key, groupe, groupe_id, dossier_id, status, verdict, annotation_id,
-                               value_key or "text", current, _problem(mapping, target, descriptor, value_key)))
+        problem = _problem(mapping, target, descriptor, value_key)
+        planned.append(Planned(number, key, row["groupe"], row["groupe_id"], row["dossier_id"], status, verdict,
+                               annotation_id, value_key or "text", current, problem))
     return planned
 
 
@@ -213,12 +168,7 @@ def descriptor_type(descriptor: Mapping[str, Any]) -> str:
 
 def instructeurs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every groupe instructeur of the synced démarches with its instructeurs (id, email)."""
-    rows = db.execute(
-        "SELECT m.key, g.number, g.label, i.id, i.email FROM groupes_instructeurs g "
-        "JOIN demarches m ON m.number = g.demarche_number "
-        "LEFT JOIN groupe_instructeurs gi ON gi.groupe_id = g.id LEFT JOIN instructeurs i ON i.id = gi.instructeur_id "
-        "ORDER BY m.key, g.number, i.email")
-    return [dict(zip(("demarche", "groupe_number", "groupe", "id", "email"), row, strict=True)) for row in rows]
+    return annotation_store.instructeurs(db)
 
 
 def resolve_instructeur(db: sqlite_utils.Database, value: str | None) -> str:
@@ -228,28 +178,20 @@ def resolve_instructeur(db: sqlite_utils.Database, value: str | None) -> str:
                           "ou un courriel listé par « itn7 instructeurs »).")
     if "@" not in value:
         return value.strip()
-    row = db.execute("SELECT id FROM instructeurs WHERE lower(email) = lower(?)", [value.strip()]).fetchone()
-    if row is None:
+    found = annotation_store.instructeur_by_email(db, value.strip())
+    if found is None:
         raise ConfigError(f"Aucun instructeur « {value} » dans les données synchronisées : "
                           "voir « itn7 instructeurs ».")
-    return str(row[0])
+    return found
 
 
 def groupes_without(db: sqlite_utils.Database, instructeur_id: str, planned: list[Planned]) -> int:
     """How many planned changes are in a groupe the instructeur is not in, as of the last sync."""
-    member = {row[0] for row in db.execute(
-        "SELECT groupe_id FROM groupe_instructeurs WHERE instructeur_id = ?", [instructeur_id])}
+    member = annotation_store.groupes_of(db, instructeur_id)
     return sum(1 for p in planned if p.changed and p.problem is None and p.groupe_id not in member)
 
 
 # ---------------------------------------------------------------- apply
-
-
-def _record(db: sqlite_utils.Database, item: Planned, instructeur_id: str) -> None:
-    with db.atomic():
-        db.table("annotations_written").insert({
-            "dossier_number": item.number, "annotation_id": item.annotation_id, "value": item.verdict,
-            "instructeur_id": instructeur_id, "written_at": now()})
 
 
 def _explain(messages: str, item: Planned) -> str:
@@ -303,7 +245,7 @@ def apply(db: sqlite_utils.Database, client: DSClient, planned: list[Planned],
         if error is not None:
             yield Outcome(item, "erreur", _explain(error, item))
             continue
-        _record(db, item, instructeur_id)
+        annotation_store.record_written(db, item.number, item.annotation_id, item.verdict, instructeur_id)
         written += 1
         yield Outcome(item, "ecrit", item.verdict)
 

@@ -482,14 +482,45 @@ def demo(
         result = export_mod.export_session(database, workbook_settings, session,
                                            folder / export_mod.default_path(session).name)
         out.print(f"Classeur du comité, session {session} : [bold]{result.path}[/]")
+    show_decisions_loop(database, workbook_settings, folder, quiet=quiet)
     out.print(f"\n[bold green]Démonstration prête[/] : base [bold]{db_path}[/].")
     out.print("À essayer ensuite (le faux serveur est arrêté : [bold]itn7 sync[/] demande un vrai jeton) :")
     for line in (f"ITN7_DB={db_path} itn7 check --session 2 --status ineligible",
                  f"ITN7_DB={db_path} itn7 export --session 1 --demarche labo",
                  f"ITN7_DB={db_path} itn7 check --format json > controles.json",
                  f"ITN7_DB={db_path} itn7 champs",
+                 f"ITN7_DB={db_path} itn7 decisions",
+                 f"ITN7_DB={db_path} itn7 decisions apply --session 1",
                  f"sqlite3 {db_path} 'SELECT * FROM v_dossiers LIMIT 5'"):
         out.print(f"  [cyan]{line}[/]")
+
+
+def show_decisions_loop(database: Any, cfg: config_mod.Settings, folder: Path, *, quiet: bool) -> None:
+    """The end of the demo: a committee fills session 1's workbook, itn7 imports it and shows, as a dry
+    run, what `itn7 decisions apply --apply` would send to Démarche Numérique."""
+    import shutil
+    from collections import Counter
+
+    from . import export as export_mod
+    from .decisions import apply as apply_mod
+    from .decisions.workbook import import_workbook
+    from .fakeds.committee import fill_decisions
+
+    decided = folder / "exemple-decisions-comite-session-1.xlsx"
+    shutil.copy(folder / export_mod.default_path(1).name, decided)
+    fill_decisions(decided)
+    result = import_workbook(database, cfg, decided, partial=True)
+    out.print(f"\nDécisions du comité (exemple) : [bold]{decided}[/] — {result.recorded} enregistrée(s), "
+              f"{len(result.problems)} refusée(s) par les contrôles de l'import.")
+    planned = apply_mod.plan(database, 1)
+    to_do = [p for p in planned if p.status == apply_mod.TO_DO]
+    if not quiet and to_do:
+        render_decisions_plan(to_do[:15], title="Session 1 : ce que « itn7 decisions apply --apply » enverrait "
+                                                "(simulation, 15 premiers dossiers)")
+    counts = Counter(p.status for p in planned)
+    out.print(f"Simulation : {counts[apply_mod.TO_DO]} dossier(s) à traiter dans Démarche Numérique, "
+              f"{counts[apply_mod.NOTHING]} ajourné(s), {counts[apply_mod.BLOCKED]} déjà décidé(s) autrement dans "
+              "Démarche Numérique (signalés, jamais modifiés) ; rien n'a été envoyé.")
 
 
 def render_check_summary(summary: Any) -> None:
@@ -786,6 +817,212 @@ def donnees_efface(
         files = donnees.erase_on_request(database, cfg, dossier)
     err.print(f"Dossier n° {dossier} effacé localement ({files} pièce(s) jointe(s) supprimée(s)).")
 
+
+# ---------------------------------------------------------------- decisions
+
+decisions_app = typer.Typer(
+    help="Les décisions du comité, du classeur vers Démarche Numérique : [bold]itn7 decisions[/] montre "
+         "l'enveloppe, [bold]import[/] lit le classeur, [bold]apply[/] envoie les décisions.",
+    no_args_is_help=False, invoke_without_command=True)
+app.add_typer(decisions_app, name="decisions")
+
+
+def _euros(amount: float) -> str:
+    return f"{amount:,.0f} €".replace(",", "\u202f")
+
+
+@decisions_app.callback()
+@friendly
+def decisions_summary(ctx: typer.Context, db: DbOption = None) -> None:
+    """Montre, par session et en cumul, les montants sollicités, proposés et attribués face à l'enveloppe.
+
+    Exemples : [bold]itn7 decisions[/] · [bold]itn7 decisions import classeur.xlsx[/] ·
+    [bold]itn7 decisions apply[/]
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from . import store
+    from .export.data import session_totals
+
+    cfg = settings(db)
+    database = store.open_db(cfg.db_path, must_exist=True)
+    store.ensure_synced(database)
+    totals = session_totals(database, cfg, len(cfg.sessions) + 1)
+    table = Table(title=f"Enveloppe régionale : {_euros(cfg.enveloppe)}")
+    for name in ("Session", "Dossiers", "Décidés", "Sollicité", "Proposé", "Attribué", "Reste de l'enveloppe"):
+        table.add_column(name, justify="left" if name == "Session" else "right")
+    attributed = requested = proposed = 0.0
+    for number, t in sorted(totals.items()):
+        attributed += t.attributed
+        requested += t.requested
+        proposed += t.proposed
+        table.add_row(f"Session {number}", str(t.dossiers), str(t.decided), _euros(t.requested), _euros(t.proposed),
+                      _euros(t.attributed), _euros(cfg.enveloppe - attributed))
+    table.add_row("[bold]Cumul[/]", str(sum(t.dossiers for t in totals.values())),
+                  str(sum(t.decided for t in totals.values())), _euros(requested), _euros(proposed),
+                  f"[bold]{_euros(attributed)}[/]", f"[bold]{_euros(cfg.enveloppe - attributed)}[/]")
+    out.print(table)
+
+
+@decisions_app.command("import")
+@friendly
+def decisions_import(
+    workbook: Annotated[Path, typer.Argument(help="Classeur du comité (.xlsx produit par itn7 export), rempli.")],
+    partial: Annotated[bool, typer.Option("--partiel", help="Enregistrer les lignes sans erreur même si "
+                                          "d'autres en ont.")] = False,
+    quiet: QuietOption = False,
+    db: DbOption = None,
+) -> None:
+    """Lit les colonnes « Décision du comité », « Montant attribué » et « Motivation » du classeur.
+
+    Tout est vérifié (dossier connu et de la session, montant, plafond, motivation, dossier non
+    modifié depuis l'export, enveloppe) ; chaque erreur nomme la feuille, la ligne et le dossier.
+    Un classeur avec des erreurs n'enregistre rien, sauf avec [bold]--partiel[/]. Réimporter le même
+    classeur ne change rien. Rien n'est envoyé à Démarche Numérique : voir [bold]itn7 decisions apply[/].
+
+    Exemples : [bold]itn7 decisions import itn7-comite-session-2-2026-11-28.xlsx[/] ·
+    [bold]itn7 decisions import classeur.xlsx --partiel[/]
+    """
+    from rich.markup import escape
+
+    from . import store
+    from .decisions.workbook import import_workbook
+
+    cfg = settings(db)
+    database = store.open_db(cfg.db_path, must_exist=True)
+    store.ensure_synced(database)
+    result = import_workbook(database, cfg, workbook, partial=partial)
+    shown = 50
+    for problem in result.problems[:shown]:
+        err.print(f"[red]{escape(str(problem))}[/]", soft_wrap=True)
+    if len(result.problems) > shown:
+        err.print(f"[red]… et {len(result.problems) - shown} autre(s) erreur(s).[/]")
+    if not quiet:
+        for note in result.notes:
+            err.print(f"[yellow]{escape(str(note))}[/]", soft_wrap=True)
+    if result.problems and not result.recorded and not result.unchanged:
+        err.print(f"{len(result.problems)} erreur(s) : rien n'est enregistré. Corrigez le classeur"
+                  + ("" if partial else " (ou relancez avec --partiel pour garder les lignes sans erreur)") + ".")
+        raise typer.Exit(1)
+    if not quiet:
+        err.print(f"Session {result.session} : {result.recorded} décision(s) enregistrée(s), {result.unchanged} "
+                  f"inchangée(s), {result.empty} dossier(s) sans décision, {len(result.problems)} erreur(s). "
+                  f"Attribué : {_euros(result.attributed)} (autres sessions {_euros(result.earlier)}, "
+                  f"enveloppe {_euros(result.enveloppe)}).")
+    if result.problems:
+        raise typer.Exit(1)
+
+
+PLAIN_ROWS = 200
+
+
+def render_decisions_plan(planned: list[Any], *, title: str) -> None:
+    """Per decision: the dossier, the decision, and what would be sent to DS (or why nothing)."""
+    from rich.markup import escape
+
+    from . import labels
+
+    if len(planned) > PLAIN_ROWS:  # a table of thousands of rows takes rich seconds: one plain line each
+        lines = [title, "Démarche\tN°\tDécision\tMontant\tÉtat DS\tÀ faire dans Démarche Numérique"]
+        lines += ["\t".join((labels.demarche(p.demarche, short=True), str(p.number), p.label,
+                             _euros(p.amount) if p.amount else "", labels.STATES.get(p.state, p.state), p.describe()))
+                  for p in planned]
+        out.file.write("\n".join(lines) + "\n")  # plain text: rich would spend seconds laying it out
+        return
+    table = Table(title=title)
+    for name in ("Démarche", "N°", "Décision", "Montant", "État DS", "À faire dans Démarche Numérique"):
+        table.add_column(name, overflow="fold")
+    styles = {"a_faire": "yellow", "deja_fait": "dim", "rien": "dim", "impossible": "red"}
+    for p in planned:
+        table.add_row(labels.demarche(p.demarche, short=True), str(p.number), p.label,
+                      _euros(p.amount) if p.amount else "", labels.STATES.get(p.state, p.state),
+                      f"[{styles[p.status]}]{escape(p.describe())}[/]")
+    out.print(table)
+
+
+def warn_decisions_rights(database: Any, cfg: config_mod.Settings, planned: list[Any]) -> None:
+    """What would stop --apply before any request: no instructeur, or one outside the dossiers' groupes."""
+    from .annotate import resolve_instructeur
+    from .decisions import apply as apply_mod
+
+    if not cfg.instructeur_id:
+        err.print("[yellow]ITN7_INSTRUCTEUR_ID n'est pas renseigné[/] : il faut pour --apply "
+                  "(voir [bold]itn7 instructeurs[/]).")
+        return
+    try:
+        outside = apply_mod.outside_groupes(database, resolve_instructeur(database, cfg.instructeur_id), planned)
+    except config_mod.ConfigError as exc:
+        err.print(f"[yellow]Attention :[/] {exc}", soft_wrap=True)
+        return
+    if outside:
+        err.print(f"[yellow]Attention :[/] {outside} dossier(s) sont dans un groupe dont l'instructeur configuré "
+                  "n'est pas membre (dernière synchronisation) : Démarche Numérique les refusera.")
+
+
+@decisions_app.command("apply")
+@friendly
+def decisions_apply(
+    session: SessionFilterOption = None,
+    apply_: ApplyOption = False,
+    yes: Annotated[bool, typer.Option("--oui", help="Ne pas demander de confirmation (scripts).")] = False,
+    silent: Annotated[bool, typer.Option("--sans-notification", help="Démarche Numérique n'envoie pas de "
+                                         "courriel aux demandeurs (disableNotification).")] = False,
+    quiet: QuietOption = False,
+    db: DbOption = None,
+) -> None:
+    """Envoie les décisions enregistrées à Démarche Numérique ; sans [bold]--apply[/], montre seulement quoi.
+
+    Retenu : passer en instruction si besoin, puis accepter avec la motivation. Refusé : refuser.
+    Classé sans suite : classer sans suite. Ajourné : rien. Chaque dossier est relu juste avant :
+    un dossier modifié depuis l'export ou déjà décidé est signalé et laissé tel quel. Chaque
+    mutation envoyée est journalisée avec la réponse de Démarche Numérique ; relancer n'envoie rien
+    de plus. Par défaut, Démarche Numérique envoie un courriel à chaque demandeur.
+
+    Exemples : [bold]itn7 decisions apply[/] · [bold]itn7 decisions apply --session 2 --apply[/] ·
+    [bold]itn7 decisions apply --apply --sans-notification --oui[/]
+    """
+    from collections import Counter
+
+    from rich.markup import escape
+
+    from . import store
+    from .decisions import apply as apply_mod
+
+    cfg = settings(db)
+    database = store.open_db(cfg.db_path, must_exist=True)
+    store.ensure_synced(database)
+    planned = apply_mod.plan(database, session)
+    to_do = apply_mod.notified(planned)
+    if not apply_:
+        render_decisions_plan(planned, title="Décisions du comité : simulation, rien n'est envoyé")
+        if not quiet:
+            told = "aucun courriel (--sans-notification)" if silent else f"{to_do} demandeur(s) recevront un courriel"
+            err.print(f"Simulation : {to_do} dossier(s) à traiter dans Démarche Numérique ({told}). "
+                      "Rien n'a été envoyé : ajoutez [bold]--apply[/] pour envoyer.")
+            warn_decisions_rights(database, cfg, planned)
+        return
+    if to_do and not yes:
+        notice = ("sans courriel aux demandeurs" if silent else
+                  f"[bold]{to_do} demandeur(s) recevront un courriel[/] de Démarche Numérique")
+        err.print(f"{to_do} dossier(s) vont changer d'état dans Démarche Numérique, {notice}.")
+        typed = typer.prompt(f"Tapez {to_do} pour confirmer", default="", show_default=False, err=True)
+        if typed.strip() != str(to_do):
+            err.print("Confirmation non reçue : rien n'a été envoyé.")
+            raise typer.Exit(1)
+    counts: Counter[str] = Counter()
+    for outcome in apply_mod.apply_settings(database, cfg, planned, silent=silent):
+        counts[outcome.result] += 1
+        line = f"n° {outcome.planned.number} ({outcome.planned.label}) : {escape(outcome.message)}"
+        if outcome.result == "erreur":
+            err.print(f"[red]{line}[/]", soft_wrap=True)
+        else:
+            out.print(line)
+    if not quiet:
+        err.print(f"{counts['envoye']} dossier(s) traité(s) dans Démarche Numérique, "
+                  f"{counts['deja_fait'] + sum(1 for p in planned if p.status == 'deja_fait')} déjà à jour, "
+                  f"{counts['erreur']} en erreur.")
+    if counts["erreur"]:
+        raise typer.Exit(1)
 
 def main() -> None:
     app()

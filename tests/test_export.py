@@ -44,7 +44,9 @@ SHEETS = ["Synthèse", "Dossiers", "04 Alpes-de-Haute-Provence", "05 Hautes-Alpe
 HEADERS = ["Démarche", "N° dossier", "État DS", "Date de dépôt", "Porteur", "SIRET", "Type de collectivité",
            "Département", "Groupe instructeur", "Intitulé du projet", "Thématique", "Coût total HT",
            "Subvention sollicitée", "Montant plafonné", "Statut d'éligibilité", "Motifs", "ZRR (part des communes)",
-           "Taille", "Score de priorité (sur 9)", "Avis du référent", "Montant proposé"]
+           "Taille", "Score de priorité (sur 9)", "Avis du référent", "Montant proposé",
+           # issue 11: the committee's columns and the hidden key the import reads
+           "Décision du comité", "Montant attribué (€)", "Motivation", "Clé itn7 (ne pas modifier)"]
 
 
 @dataclass
@@ -136,7 +138,7 @@ def test_the_dossiers_sheet_is_frozen_filtered_and_set_up_for_printing(built: Bu
     ws = built.workbook["Dossiers"]
     setup = (ws.freeze_panes, ws.auto_filter.ref, ws.page_setup.orientation, ws.page_setup.fitToWidth,
              ws.page_setup.fitToHeight, ws.sheet_properties.pageSetUpPr.fitToPage, ws.print_title_rows)
-    assert setup == ("C2", f"A1:U{ws.max_row}", "landscape", 1, 0, True, "$1:$1")
+    assert setup == ("C2", f"A1:Y{ws.max_row}", "landscape", 1, 0, True, "$1:$1")
     assert ws.column_dimensions["P"].width == 55
 
 
@@ -431,3 +433,56 @@ def test_row_heights_count_word_wrapping_and_wide_capitals() -> None:
     # A word that does not fit on the line starts the next one.
     assert lines_needed("aaaa bbbb cccc", 8) == 2
     assert lines_needed("un\ndeux", 40) == 2
+
+
+# ---------------------------------------------------------------- unreadable dossiers, openpyxl hook
+
+
+def test_an_unreadable_dossier_is_listed_with_what_is_known_and_its_finding(built: Built, tmp_path: Path) -> None:
+    import sqlite3
+
+    db_path = tmp_path / "itn7.db"
+    shutil.copy(built.db_path, db_path)
+    number = 9_990_001
+    with sqlite3.connect(db_path) as conn:  # as the sync and the check helper leave such a dossier
+        conn.execute("INSERT INTO dossiers (number, demarche_number, state, date_depot, date_derniere_modification, "
+                     "raw) VALUES (?, ?, 'en_instruction', '2021-06-01T10:00:00+02:00', "
+                     "'2021-06-02T10:00:00+02:00', NULL)", [number, built.numbers["general"]])
+        conn.execute("INSERT INTO unreadable_dossiers (number, demarche_number, message, first_seen_at, "
+                     "last_tried_at) VALUES (?, ?, 'Cannot return null for non-nullable field', '2026-11-01', "
+                     "'2026-11-01')", [number, built.numbers["general"]])
+        conn.execute("INSERT INTO checks (number, demarche_number, session, status) VALUES (?, ?, ?, 'a_verifier')",
+                     [number, built.numbers["general"], SESSION])
+    db = store.open_db(db_path)
+    path = tmp_path / "comite.xlsx"
+    export.export_session(db, config.Settings(), SESSION, path)
+    db.close()
+    workbook = openpyxl.load_workbook(path)
+    # Its groupe is unknown: it goes to the sheet of dossiers routed outside the six, placed after them.
+    assert workbook.sheetnames[2 + 6] == "Autres départements"
+    row = _by_number(Built(db_path, path, workbook, {}, 0, built.numbers))[number]
+    assert (row["Démarche"].value, row["État DS"].value, row["Statut d'éligibilité"].value) == (
+        "Générale", "En instruction", "À vérifier")
+    assert row["Date de dépôt"].value == datetime(2021, 6, 1, 10, 0)
+    assert "Cannot return null for non-nullable field" in row["Motifs"].value
+    assert row["Clé itn7 (ne pas modifier)"].value == f"itn7:s{SESSION}:n{number}:m2021-06-02T10:00:00+02:00"
+
+
+def test_the_export_still_goes_through_the_openpyxl_hook_it_overrides(
+        built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """export/cells.py replaces the private `WriteOnlyWorksheet._values_to_row` (speed): if an openpyxl
+    upgrade stops calling it, this fails, and pyproject.toml's upper bound must be revisited."""
+    from itn7cli.export import cells
+
+    calls = []
+    original = cells._cells_to_row
+
+    def counting(ws: Any, values: Any, row_idx: int) -> Any:
+        calls.append(row_idx)
+        return original(ws, values, row_idx)
+
+    monkeypatch.setattr(cells, "_cells_to_row", counting)
+    db = store.open_db(built.db_path)
+    export.export_session(db, config.Settings(), SESSION, tmp_path / "comite.xlsx")
+    db.close()
+    assert len(calls) > len(_expected_numbers(built))  # every row of every sheet went through the hook

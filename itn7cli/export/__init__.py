@@ -22,7 +22,8 @@ from .. import check as check_mod
 from .. import refdata as refdata_mod
 from .. import store
 from ..config import PARIS, Settings
-from ..errors import ConfigError, Itn7Error, StoreError
+from ..errors import ConfigError, Itn7Error
+from ..store import committee
 from .data import DEPARTEMENTS, earlier_totals, freshness, session_rows
 from .sheets import (
     OTHER_DEPARTEMENTS,
@@ -71,21 +72,15 @@ def gather_pieces(db: sqlite_utils.Database, settings: Settings, session: int, o
     return {number: PurePath(folder.name, relative) for number, relative in gathered.items()}
 
 
-def ensure_synced(db: sqlite_utils.Database) -> None:
-    """Raises StoreError unless a sync of at least one démarche ever completed."""
-    if store.last_sync(db) is None:
-        raise StoreError("La base n'a jamais été synchronisée jusqu'au bout : lancez d'abord « itn7 sync ».")
-
-
 def refresh_checks(db: sqlite_utils.Database, settings: Settings) -> str | None:
     """Runs the check when its stored results are missing or out of date; returns why it ran, or None."""
-    ensure_synced(db)
-    chash = check_mod.config_hash(settings, refdata_mod.meta(db))
-    if not db.execute("SELECT count(*) FROM checks").fetchone()[0]:
+    store.ensure_synced(db)
+    total, other_config = committee.check_counts(db, check_mod.config_hash(settings, refdata_mod.meta(db)))
+    if not total:
         reason = "Aucun contrôle enregistré"
     elif check_mod.stale(db):
         reason = "Contrôles antérieurs à la dernière synchronisation"
-    elif db.execute("SELECT count(*) FROM checks WHERE config_hash != ?", [chash]).fetchone()[0]:
+    elif other_config:
         reason = "Configuration ou données de référence modifiées depuis le dernier contrôle"
     else:
         return None
@@ -116,7 +111,7 @@ def export_session(db: sqlite_utils.Database, settings: Settings, session: int, 
     Expects fresh check results (see `refresh_checks`). `pieces` maps dossier numbers to their
     attachments folder, relative to the workbook's folder, for the « Pièces » column.
     """
-    ensure_synced(db)
+    store.ensure_synced(db)
     closing = session_closing(settings, session)
     generated = datetime.now(PARIS).replace(tzinfo=None)
     footer = _footer(session, generated)
@@ -136,7 +131,8 @@ def export_session(db: sqlite_utils.Database, settings: Settings, session: int, 
         if table is None:
             if others is None:  # only when a dossier is routed outside PACA's six groupes
                 others = DossierTable(wb.create_sheet(OTHER_DEPARTEMENTS), settings, footer, pieces=pieces is not None)
-                wb.move_sheet(others.ws, 2 + len(DEPARTEMENTS) - wb.index(others.ws))  # after the six
+                # after the six; by title: move_sheet only takes a (non write-only) Worksheet object
+                wb.move_sheet(others.ws.title, 2 + len(DEPARTEMENTS) - wb.index(others.ws))
             table = others
         dossiers.add(row, folder, also=table)
         expenses.add(row)

@@ -16,7 +16,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from openpyxl.cell import Cell, WriteOnlyCell
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
 from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -53,6 +53,8 @@ SECTION_FONT = Font(bold=True, size=11, color="000091")
 BOLD = Font(bold=True)
 NOTE_FONT = Font(italic=True, color="595959")
 TOTAL_BORDER = Border(top=Side(style="thin"))
+UNLOCKED = Protection(locked=False)  # the cells the committee fills in a protected sheet
+DECISION_FILL = PatternFill("solid", fgColor="FFF8E1")  # a light tint: where to type
 # Excel's own good / neutral / bad palette: readable on screen and in grey on paper.
 STATUS_FILLS = {
     "eligible": PatternFill("solid", fgColor="C6EFCE"),
@@ -82,20 +84,21 @@ _STYLE_CACHE: WeakKeyDictionary[Any, dict[tuple[Any, ...], StyleArray]] = WeakKe
 
 def style_array(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Font | None = None,
                 fill: PatternFill | None = None, number_format: str | None = None,
-                quote_prefix: bool = False) -> StyleArray:
+                quote_prefix: bool = False, protection: Protection | None = None) -> StyleArray:
     """The StyleArray of a cell of `ws`'s workbook with this style.
 
     Style objects are keyed by identity (hashing them is the cost avoided): pass module constants."""
     cache = _STYLE_CACHE.get(ws.parent)
     if cache is None:
         cache = _STYLE_CACHE[ws.parent] = {}
-    key = (id(alignment), id(font), id(fill), number_format, quote_prefix)
+    key = (id(alignment), id(font), id(fill), number_format, quote_prefix, id(protection))
     array = cache.get(key)
     if array is None:
         prototype = WriteOnlyCell(ws)
         prototype.alignment = alignment
         prototype.quotePrefix = quote_prefix
-        for name, value in (("font", font), ("fill", fill), ("number_format", number_format)):
+        for name, value in (("font", font), ("fill", fill), ("number_format", number_format),
+                            ("protection", protection)):
             if value is not None:
                 setattr(prototype, name, value)
         array = cache[key] = prototype._style
@@ -107,12 +110,12 @@ def _cell(ws: WriteOnlyWorksheet, value: Any, array: StyleArray) -> Cell:
 
 
 def text_cell(ws: WriteOnlyWorksheet, value: Any, *, wrap: bool = False, font: Font | None = None,
-              fill: PatternFill | None = None) -> Cell:
+              fill: PatternFill | None = None, protection: Protection | None = None) -> Cell:
     """A string cell, whatever the text looks like: never a formula, an error value or a number."""
     text = clean_text(value)
     # quotePrefix: the text stays text when a user edits the cell (F2, Entrée).
     array = style_array(ws, alignment=WRAP if wrap else TOP, font=font, fill=fill,
-                        quote_prefix=text.startswith(FORMULA_TRIGGERS))
+                        quote_prefix=text.startswith(FORMULA_TRIGGERS), protection=protection)
     cell = _cell(ws, None, array)
     cell._value = text
     cell.data_type = "s"  # set directly: openpyxl would make "=…" a formula and "#N/A" an error value
@@ -124,6 +127,15 @@ def number_cell(ws: WriteOnlyWorksheet, value: float | int | None, number_format
     if value is None:
         return None
     return _cell(ws, value, style_array(ws, number_format=number_format))
+
+
+def input_cell(ws: WriteOnlyWorksheet, value: Any, *, number_format: str | None = None,
+               wrap: bool = False) -> Cell:
+    """A cell the committee fills (unlocked, tinted), empty or pre-filled; a text stays a text."""
+    if isinstance(value, str):
+        return text_cell(ws, value, wrap=wrap, fill=DECISION_FILL, protection=UNLOCKED)
+    return _cell(ws, value, style_array(ws, alignment=WRAP if wrap else TOP, fill=DECISION_FILL,
+                                        number_format=number_format, protection=UNLOCKED))
 
 
 def date_cell(ws: WriteOnlyWorksheet, value: datetime | date | None,
@@ -176,6 +188,7 @@ class Column:
     width: float
     wrap: bool = False
     repeat: bool = False
+    hidden: bool = False
 
 
 def _glyphs(text: str) -> float:
@@ -247,6 +260,8 @@ def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: s
     ws._values_to_row = MethodType(_cells_to_row, ws)
     for index, column in enumerate(columns, start=1):
         ws.column_dimensions[get_column_letter(index)].width = column.width
+        if column.hidden:
+            ws.column_dimensions[get_column_letter(index)].hidden = True
     ws.freeze_panes = freeze
     ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
     ws.page_setup.orientation = "landscape"

@@ -16,23 +16,18 @@ from urllib.parse import urlsplit
 
 import sqlite_utils
 
+from .. import store
 from ..config import PARIS, Settings
 from ..rules import Dossier, RoleMap, mappings_from_settings
 from ..rules.budget import is_excluded
 from ..rules.engine import Unreadable, parse_instant
-from ..rules.mapping import ChampSource
-from ..rules.porteur import departement_of, is_commune
-
-BATCH = 500  # dossiers read per query: memory stays flat whatever the session's size
+from ..rules.mapping import ChampSource, FormMap
+from ..rules.porteur import departement_of, is_commune, is_epci
+from ..store import committee
 
 DEPARTEMENTS = {
     "04": "Alpes-de-Haute-Provence", "05": "Hautes-Alpes", "06": "Alpes-Maritimes",
     "13": "Bouches-du-Rhône", "83": "Var", "84": "Vaucluse",
-}
-DEMARCHE_LABELS = {"general": "Générale", "labo": "Laboratoire"}
-STATE_LABELS = {
-    "en_construction": "En construction", "en_instruction": "En instruction", "accepte": "Accepté",
-    "refuse": "Refusé", "sans_suite": "Classé sans suite",
 }
 GROUPE_DEPARTEMENT = re.compile(r"^\s*(97\d|2[AB]|\d{2})\b", re.IGNORECASE)
 
@@ -80,6 +75,10 @@ class Row:
     avis: str
     montant_propose: float | None
     expenses: list[Expense] = field(default_factory=list)
+    modified: str | None = None  # DS's dateDerniereModification at the sync: the import spots later edits
+    decision: str | None = None  # recorded decision of the committee: code, amount, motivation
+    decision_amount: float | None = None
+    decision_motivation: str | None = None
 
 
 def paris_naive(value: Any) -> datetime | None:
@@ -116,6 +115,25 @@ def capped(d: Dossier, requested: float | None, settings: Settings) -> float | N
     return requested
 
 
+@dataclass(frozen=True)
+class GrantLimits:
+    """What bounds a dossier's grant: the amount requested, and whether the single-commune cap applies
+    (or the committee may soften it, for an EPCI or a group of applicants)."""
+
+    requested: float | None
+    single_commune: bool
+    epci: bool
+
+
+def grant_limits(raw: str | None, key: str, mapping: FormMap | RoleMap) -> GrantLimits:
+    """The grant's bounds read from a dossier's raw JSON through the role mapping; unknown when unreadable."""
+    if raw is None:
+        return GrantLimits(None, False, False)
+    d = Dossier(json.loads(raw), key, mapping)
+    single = bool(_safe(is_commune, d)) and _safe(d.yes_no, "multi_porteur") is not True
+    return GrantLimits(_amount(d, "subvention"), single, bool(_safe(is_epci, d)))
+
+
 def _expenses(d: Dossier) -> list[Expense]:
     lines = []
     for row in _safe(d.rows, "depenses") or ():
@@ -130,28 +148,25 @@ def groupe_departement(groupe_label: str | None, seat: str) -> str:
     return match.group(1).upper() if match else seat
 
 
-def _porteur(record: dict[str, Any]) -> str:
-    name = record["raison_sociale"] or " ".join(p for p in (record["prenom"], record["nom"]) if p)
-    return name or ""
-
-
 def _seat(record: dict[str, Any]) -> str:
     if record["city_code"]:
         return departement_of(record["city_code"])
     return (record["department_code"] or "").strip().upper()
 
 
-def build_row(record: dict[str, Any], mapping: RoleMap, settings: Settings,
+def build_row(record: dict[str, Any], mapping: FormMap | RoleMap, settings: Settings,
               findings: list[tuple[str, str, str]]) -> Row:
     """One dossier's row from its stored columns, raw JSON (read by role) and check results."""
-    d = Dossier(json.loads(record["raw"]), record["key"], mapping)
+    d = Dossier(json.loads(record["raw"] or "{}"), record["key"], mapping)  # no raw: an unreadable stub
     priority = json.loads(record["priority"] or "{}")
     subvention = _amount(d, "subvention")
     seat = _seat(record)
     return Row(
         number=record["number"], demarche_key=record["key"], demarche_number=record["demarche_number"],
         session=record["session"], state=record["state"] or "", archived=bool(record["archived"]),
-        date_depot=paris_naive(record["date_depot"]), porteur=_porteur(record), siret=record["siret"] or "",
+        date_depot=paris_naive(record["date_depot"]),
+        porteur=store.applicant_name(record["raison_sociale"], record["prenom"], record["nom"]),
+        siret=record["siret"] or "",
         type_collectivite=_safe(d.text, "type_collectivite") or "", departement=seat,
         groupe=record["groupe_instructeur_label"] or "",
         groupe_departement=groupe_departement(record["groupe_instructeur_label"], seat),
@@ -159,72 +174,69 @@ def build_row(record: dict[str, Any], mapping: RoleMap, settings: Settings,
         cout_total=_amount(d, "cout_total"), subvention=subvention, plafonne=capped(d, subvention, settings),
         status=record["status"], findings=findings, zrr=priority.get("zrr"), taille=priority.get("taille") or "",
         score=record["score"], avis=_safe(d.text, "avis") or "", montant_propose=_amount(d, "montant_propose"),
-        expenses=_expenses(d),
+        expenses=_expenses(d), modified=record["date_derniere_modification"], decision=record["decision"],
+        decision_amount=record["decision_amount"], decision_motivation=record["decision_motivation"],
     )
 
 
-SELECT = """SELECT d.number, m.key, d.demarche_number, c.session, d.state, d.archived, d.date_depot, d.siret,
-       d.raison_sociale, d.prenom, d.nom, d.city_code, d.department_code, d.groupe_instructeur_label, d.raw,
-       c.status, c.priority, c.score
-FROM checks c JOIN dossiers d ON d.number = c.number JOIN demarches m ON m.number = d.demarche_number
-WHERE d.deletion_state IS NULL AND d.raw IS NOT NULL"""
+def reading_forms(db: sqlite_utils.Database, settings: Settings) -> dict[str, FormMap | RoleMap]:
+    """How to read each démarche's dossiers: its form resolved over every stored revision, so renamed champs
+    are followed by id as `itn7 check` follows them; the configured roles for a démarche with no form stored."""
+    from ..check import role_maps
 
-
-def _records(db: sqlite_utils.Database, where: str, params: list[Any],
-             demarche: str | None) -> Iterator[list[dict[str, Any]]]:
-    sql = f"{SELECT} AND {where}"
-    if demarche:
-        sql += " AND m.key = ?"
-        params = [*params, demarche]
-    cursor = db.execute(sql + " ORDER BY d.number", params)
-    names = [c[0] for c in cursor.description]
-    while batch := cursor.fetchmany(BATCH):
-        yield [dict(zip(names, values, strict=True)) for values in batch]
-
-
-def _findings(db: sqlite_utils.Database, numbers: list[int]) -> dict[int, list[tuple[str, str, str]]]:
-    marks = ",".join("?" * len(numbers))
-    found: dict[int, list[tuple[str, str, str]]] = {}
-    for number, rule, status, message in db.execute(
-            f"SELECT dossier_number, rule, status, message FROM check_findings WHERE dossier_number IN ({marks}) "
-            "ORDER BY dossier_number, position", numbers):
-        found.setdefault(number, []).append((rule, status, message))
-    return found
+    return {**mappings_from_settings(settings.mapping), **role_maps(db, settings)}
 
 
 def session_rows(db: sqlite_utils.Database, settings: Settings, session: int,
                  demarche: str | None = None) -> Iterator[Row]:
-    """The non-deleted dossiers of one session, by number, with their check results."""
-    mappings = mappings_from_settings(settings.mapping)
-    for batch in _records(db, "c.session = ?", [session], demarche):
-        findings = _findings(db, [r["number"] for r in batch])
+    """The non-deleted dossiers of one session, by number, with their check results; a dossier the API
+    could not serialise is listed with what is known of it and its finding."""
+    mappings = reading_forms(db, settings)
+    for batch in committee.session_records(db, session=session, demarche=demarche):
+        findings = committee.findings(db, [r["number"] for r in batch])
         for record in batch:
             mapping = mappings.get(record["key"]) or mappings["general"]
-            yield build_row(record, mapping, settings, findings.get(record["number"], []))
+            found = findings.get(record["number"], [])
+            if record["unreadable"] and not found:
+                found = [("donnees_illisibles", "a_verifier", f"Dossier illisible par l'API : {record['unreadable']}")]
+            yield build_row(record, mapping, settings, found)
 
 
 @dataclass
 class SessionTotals:
-    """Requested and proposed amounts of one session's dossiers."""
+    """Requested, proposed and attributed (the committee's « Retenu ») amounts of one session's dossiers."""
 
     dossiers: int = 0
     requested: float = 0.0
     proposed: float = 0.0
+    attributed: float = 0.0
+    decided: int = 0  # dossiers with a recorded decision
 
 
-def earlier_totals(db: sqlite_utils.Database, settings: Settings, session: int,
+def session_totals(db: sqlite_utils.Database, settings: Settings, before: int,
                    demarche: str | None = None) -> dict[int, SessionTotals]:
-    """Requested and proposed amounts of the sessions before `session`, for the envelope table."""
-    mappings = mappings_from_settings(settings.mapping)
-    totals = {n: SessionTotals() for n in range(1, session)}
-    for batch in _records(db, "c.session < ?", [session], demarche):
+    """The amounts of every session before `before`, for the envelope tables."""
+    mappings = reading_forms(db, settings)
+    totals = {n: SessionTotals() for n in range(1, before)}
+    for batch in committee.session_records(db, before=before, demarche=demarche):
         for record in batch:
-            d = Dossier(json.loads(record["raw"]), record["key"], mappings.get(record["key"]) or mappings["general"])
+            d = Dossier(json.loads(record["raw"] or "{}"), record["key"],
+                        mappings.get(record["key"]) or mappings["general"])
             total = totals[record["session"]]
             total.dossiers += 1
             total.requested += _amount(d, "subvention") or 0.0
             total.proposed += _amount(d, "montant_propose") or 0.0
+            if record["decision"]:
+                total.decided += 1
+                if record["decision"] == "retenu":
+                    total.attributed += record["decision_amount"] or 0.0
     return totals
+
+
+def earlier_totals(db: sqlite_utils.Database, settings: Settings, session: int,
+                   demarche: str | None = None) -> dict[int, SessionTotals]:
+    """Requested, proposed and attributed amounts of the sessions before `session`, for the envelope table."""
+    return session_totals(db, settings, session, demarche)
 
 
 @dataclass
@@ -240,12 +252,6 @@ class Freshness:
 
 def freshness(db: sqlite_utils.Database, session: int, demarche: str | None = None) -> Freshness:
     """The dates the Synthèse shows, and the dossiers it does not list (deleted, filed after the last closing)."""
-    synced = db.execute("SELECT max(last_success_at) FROM sync_state").fetchone()[0]
-    checked, ruleset = db.execute("SELECT max(checked_at), max(ruleset_version) FROM checks").fetchone()
-    scope, params = ("AND d.demarche_number IN (SELECT number FROM demarches WHERE key = ?)",
-                     [demarche]) if demarche else ("", [])
-    deleted = db.execute(f"SELECT count(*) FROM dossiers d WHERE d.deletion_state IS NOT NULL {scope}",
-                         params).fetchone()[0]
-    out = db.execute("SELECT count(*) FROM checks c JOIN dossiers d ON d.number = c.number "
-                     f"WHERE c.session IS NULL AND d.deletion_state IS NULL {scope}", params).fetchone()[0]
-    return Freshness(paris_naive(synced), paris_naive(checked), ruleset, deleted, out)
+    found = committee.freshness(db, demarche)
+    return Freshness(paris_naive(found["synced_at"]), paris_naive(found["checked_at"]), found["ruleset"],
+                     found["deleted"], found["out_of_session"])

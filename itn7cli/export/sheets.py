@@ -9,12 +9,18 @@ from datetime import datetime
 from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from openpyxl.cell import Cell
+from openpyxl.chart import BarChart, Reference
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.properties import PageSetupProperties
 
+from .. import labels
 from ..config import Settings
+from ..decisions.labels import DECISION_LABELS, decision_key
 from ..labels import STATUSES as STATUS_LABELS
 from ..rules import engine as rules_engine
 from .cells import (
@@ -35,6 +41,7 @@ from .cells import (
     append_row,
     date_cell,
     finish_table,
+    input_cell,
     link_cell,
     number_cell,
     row_height,
@@ -43,7 +50,7 @@ from .cells import (
     styled,
     text_cell,
 )
-from .data import DEMARCHE_LABELS, DEPARTEMENTS, STATE_LABELS, Freshness, Row, SessionTotals, dossier_url
+from .data import DEPARTEMENTS, Freshness, Row, SessionTotals, dossier_url
 
 RULE_LABELS = rules_engine.rule_titles()  # « Hors région »: the rule registry's titles
 STATUSES = {status: label.capitalize() for status, label in STATUS_LABELS.items()}  # « À vérifier »
@@ -73,6 +80,13 @@ DOSSIER_COLUMNS = (
     Column("Montant proposé", 13),
 )
 PIECES_COLUMN = Column("Pièces", 10)
+# Filled by the committee, read back by `itn7 decisions import`; the key (hidden) finds the dossier
+# whatever the sorting or filtering.
+DECISION_HEADER, AMOUNT_HEADER, MOTIVATION_HEADER, KEY_HEADER = (
+    "Décision du comité", "Montant attribué (€)", "Motivation", "Clé itn7 (ne pas modifier)")
+EMPTY_INPUTS: tuple[dict[str, Any], ...] = ({}, {"number_format": AMOUNT_FORMAT}, {"wrap": True})
+DECISION_COLUMNS = (Column(DECISION_HEADER, 15), Column(AMOUNT_HEADER, 14), Column(MOTIVATION_HEADER, 40, wrap=True),
+                    Column(KEY_HEADER, 6, hidden=True))
 
 
 REPEATED_CELLS = 2_000  # per sheet: few distinct values in the columns marked `repeat`, but never unbounded
@@ -103,8 +117,9 @@ class Table:
                 cells.append(self._shared((index, value), partial(text_cell, self.ws, value, wrap=column.wrap)))
             else:
                 cells.append(text_cell(self.ws, value, wrap=column.wrap))
-            if column.wrap and value:
-                wrapped.append((value, column.width))
+            text = value.value if isinstance(value, Cell) else value  # a pre-filled cell may wrap too
+            if column.wrap and text and isinstance(text, str):
+                wrapped.append((text, column.width))
         return cells, row_height(wrapped)
 
     def status(self, status: str | None, label: str) -> Cell:
@@ -134,8 +149,24 @@ class DossierTable(Table):
     """A sheet with one row per dossier: « Dossiers » and each département's sheet (A3: 21 columns)."""
 
     def __init__(self, ws: WriteOnlyWorksheet, settings: Settings, footer: str, *, pieces: bool) -> None:
-        super().__init__(ws, DOSSIER_COLUMNS + ((PIECES_COLUMN,) if pieces else ()), footer, paper=PAPERSIZE_A3)
+        super().__init__(ws, DOSSIER_COLUMNS + ((PIECES_COLUMN,) if pieces else ()) + DECISION_COLUMNS, footer,
+                         paper=PAPERSIZE_A3)
         self.settings = settings
+        self.pieces = pieces
+        self._choices = DataValidation(type="list", formula1='"' + ",".join(DECISION_LABELS.values()) + '"',
+                                       allow_blank=True, showErrorMessage=True, errorTitle="Décision du comité",
+                                       error="Choisissez dans la liste : " + ", ".join(DECISION_LABELS.values()) + ".")
+        self._amounts = DataValidation(type="decimal", operator="greaterThanOrEqual", formula1="0", allow_blank=True,
+                                       showErrorMessage=True, errorTitle="Montant attribué",
+                                       error="Un montant en euros, positif ou nul.")
+        ws.data_validations.append(self._choices)
+        ws.data_validations.append(self._amounts)
+        # Protected without a password: nothing but the decision columns is edited by mistake, and
+        # sorting and filtering stay allowed.
+        protection = ws.protection
+        protection.sheet = True
+        protection.sort = protection.autoFilter = False
+        protection.formatColumns = protection.formatRows = False
 
     def add(self, row: Row, pieces: PurePosixPath | None = None, *, also: DossierTable | None = None) -> None:
         """Writes the dossier's row here and, when given, in `also` (its département's sheet).
@@ -143,29 +174,49 @@ class DossierTable(Table):
         The cells are built once for both sheets (building them is a third of an export); only the
         links are rebuilt, since openpyxl files a hyperlink under the sheet its cell was made for."""
         ws = self.ws
-        state = STATE_LABELS.get(row.state, row.state) + (" (archivé)" if row.archived else "")
+        state = labels.STATES.get(row.state, row.state) + (" (archivé)" if row.archived else "")
         links = self._links(row, pieces)
         values: list[Any] = [
-            DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), links[0],
+            labels.demarche(row.demarche_key, short=True), links[0],
             state, date_cell(ws, row.date_depot), row.porteur, row.siret, row.type_collectivite, row.departement,
             row.groupe, row.intitule, row.thematique, number_cell(ws, row.cout_total, AMOUNT_FORMAT),
             number_cell(ws, row.subvention, AMOUNT_FORMAT), number_cell(ws, row.plafonne, AMOUNT_FORMAT),
             self.status(row.status, STATUSES[row.status]), _motifs(row),
             number_cell(ws, row.zrr, PERCENT_FORMAT), row.taille, number_cell(ws, row.score, SCORE_FORMAT),
-            row.avis, number_cell(ws, row.montant_propose, AMOUNT_FORMAT), *links[1:],
+            row.avis, number_cell(ws, row.montant_propose, AMOUNT_FORMAT), *links[1:], *self._decision(row),
         ]
         cells, height = self.cells(values)
         self.write(cells, height)
         if also is not None:
             links = also._links(row, pieces)  # the other cells are shared: same workbook, same styles
-            also.write([cells[0], links[0], *cells[2:len(DOSSIER_COLUMNS)], *links[1:]], height)
+            also.write([cells[0], links[0], *cells[2:len(DOSSIER_COLUMNS)], *links[1:],
+                        *cells[-len(DECISION_COLUMNS):]], height)
+
+    def _decision(self, row: Row) -> list[Cell]:
+        """The committee's cells, pre-filled from a recorded decision, and the row's hidden key."""
+        ws = self.ws
+        if row.decision is None:  # most rows: three empty cells, made once per sheet
+            empty = [self._shared(("decision", index), partial(input_cell, ws, None, **options))
+                     for index, options in enumerate(EMPTY_INPUTS)]
+        else:
+            empty = [input_cell(ws, DECISION_LABELS.get(row.decision)),
+                     input_cell(ws, row.decision_amount, number_format=AMOUNT_FORMAT),
+                     input_cell(ws, row.decision_motivation, wrap=True)]
+        return [*empty, text_cell(ws, decision_key(row.session, row.number, row.modified))]
+
+    def finish(self) -> None:
+        super().finish()
+        first = len(self.columns) - len(DECISION_COLUMNS) + 1
+        last_row = max(self.rows + 1, 2)
+        self._choices.sqref = f"{get_column_letter(first)}2:{get_column_letter(first)}{last_row}"
+        self._amounts.sqref = f"{get_column_letter(first + 1)}2:{get_column_letter(first + 1)}{last_row}"
 
     def _links(self, row: Row, pieces: PurePosixPath | None) -> list[Cell | None]:
         """The dossier's link to DS, and the link to its attachments when the sheet has that column."""
         links: list[Cell | None] = [link_cell(self.ws, str(row.number),
                                               dossier_url(self.settings, row.demarche_number, row.number),
                                               tooltip="Ouvrir le dossier dans Démarche Numérique")]
-        if len(self.columns) > len(DOSSIER_COLUMNS):
+        if self.pieces:
             links.append(link_cell(self.ws, "Ouvrir", f"{pieces}/", tooltip="Dossier des pièces jointes")
                          if pieces is not None else None)
         return links
@@ -188,7 +239,7 @@ class ExpenseTable(Table):
         ws = self.ws
         for position, expense in enumerate(row.expenses, start=1):
             self.append([
-                DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), number_cell(ws, row.number, "0"),
+                labels.demarche(row.demarche_key, short=True), number_cell(ws, row.number, "0"),
                 row.porteur, row.groupe_departement, number_cell(ws, position, "0"), expense.nature,
                 expense.description, number_cell(ws, expense.amount, AMOUNT_FORMAT),
                 self.status(None if expense.eligible else "ineligible", "oui" if expense.eligible else "non"),
@@ -212,7 +263,7 @@ class FindingTable(Table):
         ws = self.ws
         for rule, status, message in row.findings:
             self.append([
-                DEMARCHE_LABELS.get(row.demarche_key, row.demarche_key), number_cell(ws, row.number, "0"),
+                labels.demarche(row.demarche_key, short=True), number_cell(ws, row.number, "0"),
                 row.porteur, row.groupe_departement, RULE_LABELS.get(rule, rule),
                 self.status(status, FINDING_LABELS[status]), message,
             ])
@@ -229,12 +280,15 @@ class Tally:
     requested: float = 0.0
     capped: float = 0.0
     proposed: float = 0.0
+    attributed: float = 0.0  # the committee's « Retenu » amounts recorded by `itn7 decisions import`
 
     def add(self, row: Row) -> None:
         self.dossiers += 1
         self.requested += row.subvention or 0.0
         self.capped += row.plafonne or 0.0
         self.proposed += row.montant_propose or 0.0
+        if row.decision == "retenu":
+            self.attributed += row.decision_amount or 0.0
 
 
 @dataclass
@@ -255,7 +309,17 @@ class Summary:
         self.by_state[row.state].add(row)
 
 
-SYNTHESE_WIDTHS = (44, 16, 22, 22, 22, 22)
+SYNTHESE_WIDTHS = (44, 16, 22, 22, 22, 22, 22, 22)
+_ROWS: WeakKeyDictionary[WriteOnlyWorksheet, int] = WeakKeyDictionary()
+
+
+def _append(ws: WriteOnlyWorksheet, cells: list[Any]) -> int:
+    """Appends a row to the Synthèse; returns its number (the chart refers to rows by number)."""
+    _ROWS[ws] = _ROWS.get(ws, 0) + 1
+    ws.append(cells)
+    return _ROWS[ws]
+
+
 TALLY_HEADERS = ("Dossiers", "Subvention sollicitée", "Montant plafonné", "Montant proposé")
 
 
@@ -285,8 +349,8 @@ def _tally_row(ws: WriteOnlyWorksheet, label: str, tally: Tally, *, total: bool 
 
 
 def _section(ws: WriteOnlyWorksheet, title: str, headers: tuple[str, ...] = TALLY_HEADERS) -> None:
-    ws.append([])
-    ws.append([styled(ws, title, font=SECTION_FONT), *(styled(ws, h, font=BOLD, alignment=RIGHT) for h in headers)])
+    _append(ws, [])
+    _append(ws, [styled(ws, title, font=SECTION_FONT), *(styled(ws, h, font=BOLD, alignment=RIGHT) for h in headers)])
 
 
 def _table(ws: WriteOnlyWorksheet, title: str, groups: Mapping[str, Tally], labels: Mapping[str, str],
@@ -294,8 +358,8 @@ def _table(ws: WriteOnlyWorksheet, title: str, groups: Mapping[str, Tally], labe
     _section(ws, title)
     keys = [k for k in order if k in groups] + sorted(k for k in groups if k not in order)
     for key in keys:
-        ws.append(_tally_row(ws, labels.get(key, key or "inconnu"), groups[key], status=key if statuses else None))
-    ws.append(_tally_row(ws, "Total", total, total=True))
+        _append(ws, _tally_row(ws, labels.get(key, key or "inconnu"), groups[key], status=key if statuses else None))
+    _append(ws, _tally_row(ws, "Total", total, total=True))
 
 
 def _euros(amount: float) -> str:
@@ -310,16 +374,16 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
                    ctx: Context) -> None:
     """The first sheet: what the session holds, how fresh it is, and the envelope."""
     for index, width in enumerate(SYNTHESE_WIDTHS):
-        ws.column_dimensions["ABCDEF"[index]].width = width
+        ws.column_dimensions[get_column_letter(index + 1)].width = width
     ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
     ws.page_setup.orientation = "portrait"
     ws.page_setup.paperSize = PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
-    scope = f" — démarche {DEMARCHE_LABELS[ctx.demarche].lower()} seulement" if ctx.demarche else ""
-    ws.append([styled(ws, f"ITN7 Axe 3 (PACA) — comité de la session {ctx.session}{scope}", font=TITLE_FONT)])
-    ws.append([styled(ws, "Ce classeur contient des données personnelles : réservé aux membres du comité.",
-                      font=BOLD)])
+    scope = f" — démarche {labels.demarche(ctx.demarche, short=True).lower()} seulement" if ctx.demarche else ""
+    _append(ws, [styled(ws, f"ITN7 Axe 3 (PACA) — comité de la session {ctx.session}{scope}", font=TITLE_FONT)])
+    _append(ws, [styled(ws, "Ce classeur contient des données personnelles : réservé aux membres du comité.",
+                        font=BOLD)])
     fresh = ctx.freshness
     for label, value in (
         ("Dossiers déposés jusqu'au", ctx.closing.strftime("%d/%m/%Y à %H:%M")),
@@ -327,20 +391,21 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
         ("Contrôles d'éligibilité du", f"{_paris(fresh.checked_at)} (règles {fresh.ruleset or '—'})"),
         ("Classeur produit le", _paris(ctx.generated_at)),
     ):
-        ws.append([styled(ws, label, font=BOLD), styled(ws, value)])
-    ws.append([styled(ws, "Heures de Paris. Les dossiers modifiés dans Démarche Numérique après la synchronisation "
+        _append(ws, [styled(ws, label, font=BOLD), styled(ws, value)])
+    _append(ws, [styled(ws, "Heures de Paris. Les dossiers modifiés dans Démarche Numérique après la synchronisation "
                           "n'y figurent pas sous leur dernière forme.", font=NOTE_FONT)])
 
     _table(ws, "Par statut d'éligibilité", summary.by_status, STATUSES, STATUS_ORDER, summary.total,
            statuses=True)
-    _table(ws, "Par démarche", summary.by_demarche, {k: f"Démarche {v.lower()}" for k, v in DEMARCHE_LABELS.items()},
-           tuple(DEMARCHE_LABELS), summary.total)
+    _table(ws, "Par démarche", summary.by_demarche, {k: v.long for k, v in labels.DEMARCHES.items()},
+           tuple(labels.DEMARCHES), summary.total)
     _table(ws, "Par département (groupe instructeur)", summary.by_departement,
            {code: f"{code} {name}" for code, name in DEPARTEMENTS.items()}, tuple(DEPARTEMENTS), summary.total)
-    _table(ws, "Par état dans Démarche Numérique", summary.by_state, STATE_LABELS, tuple(STATE_LABELS), summary.total)
+    _table(ws, "Par état dans Démarche Numérique", summary.by_state, labels.STATES, tuple(labels.STATES),
+           summary.total)
     _envelope(ws, summary, earlier, ctx)
 
-    ws.append([])
+    _append(ws, [])
     for note in (
         f"Montant plafonné : la subvention sollicitée, limitée à {_euros(ctx.settings.plafond_commune)} pour une "
         "commune seule.",
@@ -348,29 +413,56 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
         f"Non repris : {fresh.deleted} dossier(s) supprimé(s) ou masqué(s) dans Démarche Numérique, "
         f"{fresh.out_of_session} dossier(s) déposé(s) après la dernière clôture, et les dossiers des autres sessions.",
     ):
-        ws.append([styled(ws, note, font=NOTE_FONT)])
+        _append(ws, [styled(ws, note, font=NOTE_FONT)])
 
 
 def _envelope(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[int, SessionTotals], ctx: Context) -> None:
     envelope = ctx.settings.enveloppe
-    headers = ("Dossiers", "Subvention sollicitée", "Cumul sollicité", "Part de l'enveloppe", "Montant proposé")
+    headers = ("Dossiers", "Subvention sollicitée", "Cumul sollicité", "Part de l'enveloppe", "Montant proposé",
+               "Montant attribué", "Reste de l'enveloppe")
     _section(ws, f"Enveloppe régionale : {_euros(envelope)}", headers)
     sessions = {**earlier, ctx.session: SessionTotals(summary.total.dossiers, summary.total.requested,
-                                                      summary.total.proposed)}
-    cumulated = proposed = 0.0
+                                                      summary.total.proposed, summary.total.attributed)}
+    cumulated = proposed = attributed = 0.0
+    first = last = 0
     for number in sorted(sessions):
         totals = sessions[number]
         cumulated += totals.requested
         proposed += totals.proposed
-        ws.append([styled(ws, f"Session {number}", font=BOLD if number == ctx.session else None),
-                   styled(ws, totals.dossiers, number_format="0"),
-                   styled(ws, totals.requested, number_format=AMOUNT_FORMAT),
-                   styled(ws, cumulated, number_format=AMOUNT_FORMAT),
-                   styled(ws, cumulated / envelope if envelope else None, number_format=PERCENT_FORMAT),
-                   styled(ws, totals.proposed, number_format=AMOUNT_FORMAT)])
-    ws.append([styled(ws, "Reste de l'enveloppe après les montants proposés", font=BOLD, border=TOTAL_BORDER),
-               *(styled(ws, None, border=TOTAL_BORDER) for _ in range(4)),
-               styled(ws, envelope - proposed, font=BOLD, number_format=AMOUNT_FORMAT, border=TOTAL_BORDER)])
-    ws.append([styled(ws, "Les montants sollicités comprennent tous les dossiers déposés, y compris refusés ou "
-                          "classés sans suite.", font=NOTE_FONT)])
+        attributed += totals.attributed
+        last = _append(ws, [
+            styled(ws, f"Session {number}", font=BOLD if number == ctx.session else None),
+            styled(ws, totals.dossiers, number_format="0"),
+            styled(ws, totals.requested, number_format=AMOUNT_FORMAT),
+            styled(ws, cumulated, number_format=AMOUNT_FORMAT),
+            styled(ws, cumulated / envelope if envelope else None, number_format=PERCENT_FORMAT),
+            styled(ws, totals.proposed, number_format=AMOUNT_FORMAT),
+            styled(ws, totals.attributed, number_format=AMOUNT_FORMAT),
+            styled(ws, envelope - attributed, number_format=AMOUNT_FORMAT)])
+        first = first or last
+    _append(ws, [styled(ws, "Reste de l'enveloppe après les montants proposés", font=BOLD, border=TOTAL_BORDER),
+                 *(styled(ws, None, border=TOTAL_BORDER) for _ in range(4)),
+                 styled(ws, envelope - proposed, font=BOLD, number_format=AMOUNT_FORMAT, border=TOTAL_BORDER)])
+    _append(ws, [styled(ws, "Reste de l'enveloppe après les montants attribués par le comité", font=BOLD),
+                 *(styled(ws, None) for _ in range(5)),
+                 styled(ws, envelope - attributed, font=BOLD, number_format=AMOUNT_FORMAT)])
+    _append(ws, [styled(ws, "Les montants sollicités comprennent tous les dossiers déposés, y compris refusés ou "
+                            "classés sans suite. Montant attribué : décisions « Retenu » importées par "
+                            "« itn7 decisions import ».", font=NOTE_FONT)])
+    if first:
+        ws.add_chart(_envelope_chart(ws, first, last), "J2")
 
+
+def _envelope_chart(ws: WriteOnlyWorksheet, first: int, last: int) -> BarChart:
+    """Attributed and remaining amounts per session, stacked: the envelope at a glance."""
+    chart = BarChart()
+    chart.type = "col"
+    chart.grouping = "stacked"
+    chart.overlap = 100
+    chart.title = "Enveloppe : attribué et restant par session"
+    chart.y_axis.title = "€"
+    chart.y_axis.numFmt = "#,##0"
+    chart.add_data(Reference(ws, min_col=7, max_col=8, min_row=first - 1, max_row=last), titles_from_data=True)
+    chart.set_categories(Reference(ws, min_col=1, min_row=first, max_row=last))
+    chart.width, chart.height = 16, 8
+    return chart

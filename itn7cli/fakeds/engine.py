@@ -28,6 +28,7 @@ from graphql import (
 )
 from graphql.language import FragmentDefinitionNode, InlineFragmentNode, Visitor, visit
 
+from . import mutations
 from .control import Stats, TokenSpec
 from .dataset import PARIS, Dataset, Demarche, Dossier, paris
 from .files import FileSpec
@@ -469,6 +470,9 @@ def schema() -> GraphQLSchema:
     obj("Query").fields["dossier"].resolve = resolve_dossier
     obj("Query").fields["demarcheDescriptor"].resolve = resolve_demarche_descriptor
     obj("Mutation").fields["dossierModifierAnnotations"].resolve = resolve_modifier_annotations
+    for rule in mutations.MUTATIONS:  # the state mutations live in fakeds/mutations.py
+        obj("Mutation").fields[rule.field].resolve = mutations.resolver(
+            rule, ctx_of=_ctx, visible=_visible_dossier, decode=_decode_number)
     demarche = obj("Demarche")
     for name, fld in demarche.fields.items():
         fld.resolve = _demarche_field(name)

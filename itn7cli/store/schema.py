@@ -269,6 +269,25 @@ def m008_checks_form_hash(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m009_decisions(db: sqlite_utils.Database) -> None:
+    # The committee's decisions, imported from its workbook, and the log of what was sent to DS for them.
+    for statement in (
+        """CREATE TABLE decisions (
+            dossier_number INTEGER PRIMARY KEY REFERENCES dossiers(number), session INTEGER, decision TEXT,
+            amount REAL, motivation TEXT, source_file TEXT, imported_at TEXT, exported_modified TEXT,
+            ds_state TEXT, ds_motivation TEXT, ds_modified TEXT, applied_at TEXT
+        )""",
+        "CREATE INDEX decisions_session ON decisions(session)",
+        """CREATE TABLE decision_mutations (
+            id INTEGER PRIMARY KEY, dossier_number INTEGER REFERENCES dossiers(number), operation TEXT,
+            input TEXT, sent_at TEXT, ok INTEGER, errors TEXT, answer TEXT
+        )""",
+        "CREATE INDEX decision_mutations_dossier ON decision_mutations(dossier_number, sent_at)",
+    ):
+        db.execute(statement)
+
+
+@migrations()
 def m011_personal_data(db: sqlite_utils.Database) -> None:
     # The démarche's retention in months (DS's dureeConservationDossiers); when a dossier's personal data
     # was erased here (its row stays as a tombstone); attachments still to delete from disk after an
