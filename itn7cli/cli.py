@@ -600,6 +600,25 @@ def render_annotate_plan(planned: list[Any]) -> None:
     out.print(table)
 
 
+def warn_instructeur_rights(database: Any, cfg: config_mod.Settings, outside: Callable[[str], int]) -> None:
+    """On stderr, what would make DS refuse an --apply of annotate or decisions: no instructeur configured, or
+    `outside(instructeur id)` dossiers to write in a groupe the instructeur is not in (as of the last sync)."""
+    from .annotate import resolve_instructeur
+
+    if not cfg.instructeur_id:
+        err.print("[yellow]ITN7_INSTRUCTEUR_ID n'est pas renseigné[/] : il faut pour --apply "
+                  "(voir [bold]itn7 instructeurs[/]).")
+        return
+    try:
+        count = outside(resolve_instructeur(database, cfg.instructeur_id))
+    except config_mod.ConfigError as exc:
+        err.print(f"[yellow]Attention :[/] {exc}", soft_wrap=True)
+        return
+    if count:
+        err.print(f"[yellow]Attention :[/] {count} dossier(s) à écrire sont dans un groupe dont l'instructeur "
+                  "configuré n'est pas membre (dernière synchronisation) : Démarche Numérique les refusera.")
+
+
 def report_annotate_plan(database: Any, cfg: config_mod.Settings, planned: list[Any]) -> None:
     """The counts of a dry run, and what would stop --apply, on stderr."""
     from . import annotate as annotate_mod
@@ -608,19 +627,8 @@ def report_annotate_plan(database: Any, cfg: config_mod.Settings, planned: list[
     problems = sum(1 for p in planned if p.problem)
     err.print(f"Simulation : {changes} annotation(s) à écrire, {len(planned) - changes - problems} déjà à jour, "
               f"{problems} impossible(s). Rien n'a été écrit : ajoutez [bold]--apply[/] pour écrire.")
-    if not cfg.instructeur_id:
-        err.print("[yellow]ITN7_INSTRUCTEUR_ID n'est pas renseigné[/] : il faut pour --apply "
-                  "(voir [bold]itn7 instructeurs[/]).")
-        return
-    try:
-        outside = annotate_mod.groupes_without(database, annotate_mod.resolve_instructeur(
-            database, cfg.instructeur_id), planned)
-    except config_mod.ConfigError as exc:
-        err.print(f"[yellow]Attention :[/] {exc}", soft_wrap=True)
-        return
-    if outside:
-        err.print(f"[yellow]Attention :[/] {outside} dossier(s) à écrire sont dans un groupe dont l'instructeur "
-                  "configuré n'est pas membre (dernière synchronisation) : Démarche Numérique les refusera.")
+    warn_instructeur_rights(database, cfg, lambda instructeur: annotate_mod.groupes_without(
+        database, instructeur, planned))
 
 
 @app.command("annotate")
@@ -942,21 +950,10 @@ def render_decisions_plan(planned: list[Any], *, title: str) -> None:
 
 def warn_decisions_rights(database: Any, cfg: config_mod.Settings, planned: list[Any]) -> None:
     """What would stop --apply before any request: no instructeur, or one outside the dossiers' groupes."""
-    from .annotate import resolve_instructeur
     from .decisions import apply as apply_mod
 
-    if not cfg.instructeur_id:
-        err.print("[yellow]ITN7_INSTRUCTEUR_ID n'est pas renseigné[/] : il faut pour --apply "
-                  "(voir [bold]itn7 instructeurs[/]).")
-        return
-    try:
-        outside = apply_mod.outside_groupes(database, resolve_instructeur(database, cfg.instructeur_id), planned)
-    except config_mod.ConfigError as exc:
-        err.print(f"[yellow]Attention :[/] {exc}", soft_wrap=True)
-        return
-    if outside:
-        err.print(f"[yellow]Attention :[/] {outside} dossier(s) sont dans un groupe dont l'instructeur configuré "
-                  "n'est pas membre (dernière synchronisation) : Démarche Numérique les refusera.")
+    warn_instructeur_rights(database, cfg, lambda instructeur: apply_mod.outside_groupes(
+        database, instructeur, planned))
 
 
 @decisions_app.command("apply")

@@ -557,5 +557,5 @@ def test_the_dry_run_warns_when_the_instructeur_is_outside_a_dossier_s_groupe(wo
     assert invoke(["decisions", "import", str(world.workbook)], world.env()).exit_code == 0
     result = invoke(["decisions", "apply"], {**world.env(), "ITN7_INSTRUCTEUR_ID": relay_id("Instructeur", outsider)})
     assert result.exit_code == 0, result.stderr
-    assert "1 dossier(s) sont dans un groupe dont l'instructeur configuré n'est pas membre" in result.stderr
+    assert "1 dossier(s) à écrire sont dans un groupe dont l'instructeur configuré n'est pas membre" in result.stderr
     assert world.server.stats.requests == 0
