@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 import traceback
 from collections.abc import Callable
@@ -1021,5 +1022,15 @@ def decisions_apply(
     if counts["erreur"]:
         raise typer.Exit(1)
 
+class _NoticeHandler(logging.Handler):
+    """The library's notices (a database's modes tightened…) as one French line on the stderr console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[yellow]Attention :[/] {escape(record.getMessage())}", soft_wrap=True)
+
+
 def main() -> None:
+    notices = logging.getLogger("itn7cli")
+    notices.addHandler(_NoticeHandler(logging.WARNING))
+    notices.propagate = False
     app()

@@ -83,7 +83,7 @@ def test_the_cli_prints_the_tightening_notice_on_stderr(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "itn7cli", "donnees", "purge", "--db", str(path)],
                             capture_output=True, text=True, env={**env, "COLUMNS": "200"}, check=False)
     assert result.returncode == 0, result.stderr
-    assert f"Base {path} : droits resserrés au seul propriétaire (itn7.db)." in result.stderr.splitlines()
+    assert f"Attention : Base {path} : droits resserrés au seul propriétaire (itn7.db)." in result.stderr.splitlines()
     assert result.stdout == "" and mode(path) == 0o600
 
 
