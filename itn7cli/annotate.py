@@ -110,15 +110,15 @@ def _value_key(descriptor_type: str | None) -> str | None:
     return "textarea" if descriptor_type == "TextareaChampDescriptor" else None
 
 
-def _target(mapping: RoleMap, champs: list[dict[str, Any]],
-            descriptors: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def annotation_target(mapping: RoleMap, champs: list[dict[str, Any]], descriptors: list[dict[str, Any]],
+                      role: str = ROLE) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(annotation champ, its descriptor) of the role; the champ is None when the sync did not bring it."""
     described = _index(descriptors)
-    champ = mapping.find(ROLE, *_index(champs))
+    champ = mapping.find(role, *_index(champs))
     if champ is not None:
         return champ, described[0].get(champ["champDescriptorId"])
     # A top-level champ's id is its descriptor's id: a champ absent from the sync can still be written.
-    return None, mapping.find(ROLE, *described)
+    return None, mapping.find(role, *described)
 
 
 def _problem(mapping: RoleMap, target: Mapping[str, Any] | None, descriptor: Mapping[str, Any] | None,
@@ -143,7 +143,7 @@ def plan(db: sqlite_utils.Database, settings: Settings, *, session: int | None =
         number, key, status, synced_at = row["number"], row["key"], row["status"], row["synced_at"]
         revision_id, checked_at = row["revision_id"], row["checked_at"]
         mapping = mappings.get(key) or mappings["general"]
-        champ, descriptor = _target(mapping, champs.get(number, []), descriptors.get(revision_id, []))
+        champ, descriptor = annotation_target(mapping, champs.get(number, []), descriptors.get(revision_id, []))
         target = champ or descriptor
         annotation_id = target["id"] if target else None
         current = champ["value"] if champ else None

@@ -513,7 +513,7 @@ def show_decisions_loop(database: Any, cfg: config_mod.Settings, folder: Path, *
     result = import_workbook(database, cfg, decided, partial=True)
     out.print(f"\nDécisions du comité (exemple) : [bold]{decided}[/] — {result.recorded} enregistrée(s), "
               f"{len(result.problems)} refusée(s) par les contrôles de l'import.")
-    planned = apply_mod.plan(database, 1)
+    planned = apply_mod.plan(database, 1, cfg)
     to_do = [p for p in planned if p.status == apply_mod.TO_DO]
     if not quiet and to_do:
         render_decisions_plan(to_do[:15], title="Session 1 : ce que « itn7 decisions apply --apply » enverrait "
@@ -989,7 +989,7 @@ def decisions_apply(
     cfg = settings(db)
     database = store.open_db(cfg.db_path, must_exist=True)
     store.ensure_synced(database)
-    planned = apply_mod.plan(database, session)
+    planned = apply_mod.plan(database, session, cfg)
     to_do = apply_mod.notified(planned)
     if not apply_:
         render_decisions_plan(planned, title="Décisions du comité : simulation, rien n'est envoyé")

@@ -23,6 +23,7 @@ from itn7cli.decisions import apply as apply_mod
 from itn7cli.decisions.workbook import import_workbook
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
 from itn7cli.fakeds.dataset import relay_id
+from itn7cli.fakeds.forms import Descriptor
 from itn7cli.fakeds.mutations import NO_ACCESS, READ_ONLY, Notification, notifications
 from itn7cli.store import decisions as decision_store
 
@@ -68,13 +69,21 @@ class closing:
         self.db.close()
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+DECISION_OPTIONS = ("Retenu", "Ajourné", "Refusé", "Classé sans suite")
+
+
+def make_world(tmp_path: Path, *, decision_annotations: bool = False) -> Iterator[World]:
     dataset = Dataset.generate(seed=21, counts={"general": 40, "labo": 8})
     for demarche in dataset.demarches.values():
         for groupe in demarche.groupes:
             if SGAR not in groupe["instructeurs"]:
                 groupe["instructeurs"].append(SGAR)
+        if decision_annotations:  # a form whose administrators added the committee's annotations
+            base = 1000 if demarche.key == "general" else 2000
+            for revision in demarche.revisions:
+                revision.annotations += [
+                    Descriptor(base + 905, "DropDownList", "Décision du comité", options=DECISION_OPTIONS),
+                    Descriptor(base + 906, "DecimalNumber", "Montant attribué (€)")]
     tokens = {WRITE_TOKEN: TokenSpec(write=True), READ_TOKEN: TokenSpec(write=False)}
     with FakeDS(dataset, tokens=tokens) as server:
         db_path = tmp_path / "itn7.db"
@@ -86,6 +95,16 @@ def world(tmp_path: Path) -> Iterator[World]:
             export.export_session(db, settings, SESSION, built.workbook)
         server.stats.reset()
         yield built
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    yield from make_world(tmp_path)
+
+
+@pytest.fixture
+def annotated_world(tmp_path: Path) -> Iterator[World]:
+    yield from make_world(tmp_path, decision_annotations=True)
 
 
 def invoke(args: list[str], environment: dict[str, str], answer: str | None = None) -> Result:
@@ -221,6 +240,47 @@ def test_the_full_round_trip_ends_with_ds_states_and_e_mails_exactly_as_decided(
     assert second.exit_code == 0, second.stderr
     assert (world.server.stats.mutations, world.server.stats.requests) == (mutations, requests)
     assert len(notifications(ds)) == 5
+
+
+def test_the_decision_and_amount_also_go_to_the_forms_annotations_once(annotated_world: World) -> None:
+    world = annotated_world
+    states = by_state(world)
+    retained, postponed = states["En instruction"][0], states["En construction"][0]
+    fill(world.workbook, {number_of(retained): ("Retenu", 1000.0, "Retenu pour 1 000 €."),
+                          number_of(postponed): ("Ajourné", None, None)})
+    assert invoke(["decisions", "import", str(world.workbook)], world.env()).exit_code == 0
+
+    dry = invoke(["decisions", "apply"], world.env())
+    assert "accepter puis annoter « Décision du comité » puis annoter « Montant attribué (€) »" in dry.stdout
+    assert "1 demandeur(s) recevront un courriel" in dry.stderr  # an annotation e-mails nobody
+
+    applied = invoke(["decisions", "apply", "--apply", "--oui"], world.env())
+    assert applied.exit_code == 0, applied.stderr
+    ds = world.dataset
+    assert ds.dossiers[number_of(retained)].state == "accepte"
+    assert ds.dossiers[number_of(postponed)].state == "en_construction"
+    values = {n: {k: ds.dossiers[n].values.get(k) for k in (1905, 1906)}
+              for n in (number_of(retained), number_of(postponed))}
+    assert values == {number_of(retained): {1905: "Retenu", 1906: 1000.0},
+                      number_of(postponed): {1905: "Ajourné", 1906: None}}
+    assert [n.number for n in notifications(ds)] == [number_of(retained)]
+
+    mutations = world.server.stats.mutations
+    again = invoke(["decisions", "apply", "--apply", "--oui"], world.env())
+    assert again.exit_code == 0, again.stderr
+    assert world.server.stats.mutations == mutations  # nothing left to write
+    world.resync()  # DS's annotations now synced: still nothing to write
+    assert [p.status for p in apply_mod.plan(store.open_db(world.db_path), SESSION, world.settings)] == [
+        apply_mod.DONE, apply_mod.NOTHING]
+
+
+def test_a_form_without_the_decision_annotations_gets_only_its_state_changed(world: World) -> None:
+    row = by_state(world)["En construction"][0]
+    fill(world.workbook, {number_of(row): ("Ajourné", None, None)})
+    assert invoke(["decisions", "import", str(world.workbook)], world.env()).exit_code == 0
+    result = invoke(["decisions", "apply", "--apply", "--oui"], world.env())
+    assert result.exit_code == 0, result.stderr
+    assert world.server.stats.mutations == 0
 
 
 def test_apply_without_notification_changes_states_and_e_mails_nobody(world: World) -> None:

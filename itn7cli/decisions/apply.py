@@ -15,10 +15,11 @@ from typing import Any
 import sqlite_utils
 
 from .. import labels
-from ..annotate import READ_ONLY_MARK, client_for, resolve_instructeur
+from ..annotate import READ_ONLY_MARK, annotation_target, client_for, resolve_instructeur
 from ..api import DSClient, NotFoundError
 from ..config import Settings
 from ..errors import AuthError
+from ..rules.mapping import RoleMap, mappings_from_settings
 from ..store import annotations as annotation_store
 from ..store import decisions as decision_store
 from .labels import DECISION_LABELS, TARGET_STATES
@@ -34,6 +35,23 @@ FINAL = {"accepte": "accepter", "refuse": "refuser", "sans_suite": "classerSansS
 CLOSED = ("accepte", "refuse", "sans_suite")
 
 TO_DO, DONE, NOTHING, BLOCKED = "a_faire", "deja_fait", "rien", "impossible"
+
+# The private annotations the decision also goes to, when the form has them (roles of rules/mapping.py),
+# and the AnnotationValueInput key each descriptor type takes (DS dossier_modifier_annotations.rb).
+ANNOTATION_ROLES = ("decision_comite", "montant_attribue")
+VALUE_KEYS = {"TextChampDescriptor": "text", "TextareaChampDescriptor": "textarea",
+              "DropDownListChampDescriptor": "dropDownList", "DecimalNumberChampDescriptor": "decimalNumber",
+              "IntegerNumberChampDescriptor": "integerNumber"}
+
+
+@dataclass(frozen=True)
+class AnnotationWrite:
+    """One private annotation to write: its champ id and label, the input key and the value."""
+
+    id: str
+    label: str
+    key: str
+    value: Any
 
 
 @dataclass
@@ -53,6 +71,7 @@ class Planned:
     reason: str = ""
     steps: list[str] = field(default_factory=list)
     groupe_id: str | None = None
+    annotations: list[AnnotationWrite] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -61,7 +80,8 @@ class Planned:
     def describe(self) -> str:
         """The plan in French: the mutations in order, or why there are none."""
         if self.status == TO_DO:
-            return " puis ".join(OPERATIONS[s][1] for s in self.steps)
+            return " puis ".join([*(OPERATIONS[s][1] for s in self.steps),
+                                  *(f"annoter « {a.label} »" for a in self.annotations)])
         return self.reason
 
 
@@ -96,8 +116,44 @@ def steps_for(state: str, decision: str, motivation: str | None,
     return BLOCKED, f"état « {state} » inattendu", []
 
 
-def plan(db: sqlite_utils.Database, session: int | None = None) -> list[Planned]:
+def _same(current: Any, value: Any) -> bool:
+    if current is None:
+        return False
+    try:
+        return float(current) == float(value)
+    except (TypeError, ValueError):
+        return str(current).strip() == str(value).strip()
+
+
+def annotation_writes(mapping: RoleMap, champs: list[dict[str, Any]], descriptors: list[dict[str, Any]],
+                      decision: str, amount: float | None, written: dict[str, str]) -> list[AnnotationWrite]:
+    """The decision and amount annotations the form has and that do not hold them yet (what DS showed at the
+    last sync, or what itn7 wrote since: `written` maps an annotation id to it)."""
+    values: dict[str, Any] = {"decision_comite": DECISION_LABELS[decision],
+              "montant_attribue": amount if decision == "retenu" else None}
+    writes = []
+    for role in ANNOTATION_ROLES:
+        value = values[role]
+        champ, descriptor = annotation_target(mapping, champs, descriptors, role)
+        target = champ or descriptor
+        key = VALUE_KEYS.get((descriptor or {}).get("type") or "")
+        if value is None or target is None or key is None:
+            continue  # not in this form, or of a type a decision cannot go into: nothing to write
+        if key == "integerNumber":
+            value = round(value)
+        elif key in ("text", "textarea") and role == "montant_attribue":
+            value = f"{value:.2f}"
+        current = written.get(target["id"], champ["value"] if champ else None)
+        if not _same(current, value):
+            writes.append(AnnotationWrite(target["id"], target["label"], key, value))
+    return writes
+
+
+def plan(db: sqlite_utils.Database, session: int | None = None, settings: Settings | None = None) -> list[Planned]:
     """Per recorded decision, what would be sent to DS. Reads the store only."""
+    mappings = mappings_from_settings(settings.mapping if settings else {})
+    champs, descriptors = annotation_store.annotation_champs(db), annotation_store.annotation_descriptors(db)
+    written = annotation_store.last_written(db)
     planned = []
     for row in decision_store.to_apply(db, session):
         expected = row["ds_modified"] if row["applied_at"] else row["exported_modified"]
@@ -105,9 +161,17 @@ def plan(db: sqlite_utils.Database, session: int | None = None) -> list[Planned]
                        row["amount"], row["motivation"], row["state"] or "", expected, groupe_id=row["groupe_id"])
         if row["deleted"]:
             item.status, item.reason = BLOCKED, "dossier supprimé dans Démarche Numérique"
-        else:
-            item.status, item.reason, item.steps = steps_for(item.state, item.decision, item.motivation,
-                                                              row["motivation_ds"])
+            planned.append(item)
+            continue
+        item.status, item.reason, item.steps = steps_for(item.state, item.decision, item.motivation,
+                                                          row["motivation_ds"])
+        mine = {annotation: value for (number, annotation), (value, when) in written.items()
+                if number == item.number and when >= (row["synced_at"] or "")}
+        item.annotations = annotation_writes(mappings.get(item.demarche) or mappings["general"],
+                                             champs.get(item.number, []), descriptors.get(row["revision_id"], []),
+                                             item.decision, item.amount, mine)
+        if item.annotations and item.status in (DONE, NOTHING):
+            item.status = TO_DO  # only annotations to write: no state change, nobody notified
         planned.append(item)
     return planned
 
@@ -119,8 +183,8 @@ def outside_groupes(db: sqlite_utils.Database, instructeur_id: str, planned: lis
 
 
 def notified(planned: list[Planned]) -> int:
-    """How many applicants DS would e-mail (each dossier with at least one mutation)."""
-    return sum(1 for p in planned if p.status == TO_DO)
+    """How many applicants DS would e-mail (each dossier with a state to change; annotations e-mail nobody)."""
+    return sum(1 for p in planned if p.status == TO_DO and p.steps)
 
 
 # ---------------------------------------------------------------- apply
@@ -163,10 +227,11 @@ def apply_one(db: sqlite_utils.Database, client: DSClient, item: Planned, instru
     status, reason, steps = steps_for(live.get("state") or "", item.decision, item.motivation, live.get("motivation"))
     if status == DONE:
         decision_store.note_ds_state(db, item.number, live)
+    if status in (DONE, NOTHING) and not item.annotations:
         return Outcome(item, "deja_fait", reason)
-    if status != TO_DO:
+    if status not in (TO_DO, DONE, NOTHING):
         return Outcome(item, "erreur", reason)
-    if item.expected_modified and live.get("dateDerniereModification") != item.expected_modified:
+    if steps and item.expected_modified and live.get("dateDerniereModification") != item.expected_modified:
         return Outcome(item, "erreur", "modifié dans Démarche Numérique depuis l'export du classeur : relisez-le, "
                                        "puis synchronisez, exportez et importez à nouveau sa décision")
     for operation in steps:
@@ -178,7 +243,33 @@ def apply_one(db: sqlite_utils.Database, client: DSClient, item: Planned, instru
             break  # a retried request DS had already applied (« Le dossier est déjà accepté »): done
         if error is not None:
             return Outcome(item, "erreur", f"{OPERATIONS[operation][1]} refusé par Démarche Numérique : « {error} »")
-    return Outcome(item, "envoye", " puis ".join(OPERATIONS[s][1] for s in steps))
+    done = [OPERATIONS[s][1] for s in steps]
+    if item.annotations:
+        error = _annotate(db, client, item, instructeur_id)
+        if error is not None:
+            return Outcome(item, "erreur", " puis ".join([*done, f"annotations refusées par Démarche Numérique : "
+                                                                 f"« {error} »"]))
+        done += [f"annoter « {a.label} »" for a in item.annotations]
+    return Outcome(item, "envoye", " puis ".join(done))
+
+
+def _annotate(db: sqlite_utils.Database, client: DSClient, item: Planned, instructeur_id: str) -> str | None:
+    """Writes the decision's annotations in one mutation, logged; returns DS's error messages, or None."""
+    variables = {"input": {"dossierId": item.dossier_id, "instructeurId": instructeur_id,
+                           "annotations": [{"id": a.id, "value": {a.key: a.value}} for a in item.annotations]}}
+    payload = client.execute("modifierAnnotations", variables).get("dossierModifierAnnotations") or {}
+    errors = [str(e.get("message", "")) for e in payload.get("errors") or [] if isinstance(e, dict)]
+    decision_store.log_mutation(db, item.number, "modifierAnnotations", variables, payload, errors)
+    if errors:
+        if READ_ONLY_MARK in "; ".join(errors):
+            raise AuthError("Le jeton d'API est en lecture seule : aucune autre décision n'est envoyée. Mettez "
+                            "dans DS_API_TOKEN un jeton avec accès en écriture.")
+        return "; ".join(errors) or "erreur sans message"
+    for a in item.annotations:
+        annotation_store.record_written(db, item.number, a.id, str(a.value), instructeur_id)
+    # Writing annotations moves DS's last change: note it, or a later decision would look edited since the export.
+    decision_store.note_ds_state(db, item.number, _read_state(client, item.number))
+    return None
 
 
 def _reached(db: sqlite_utils.Database, client: DSClient, item: Planned) -> bool:

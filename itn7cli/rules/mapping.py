@@ -72,6 +72,9 @@ ROLES: tuple[Role, ...] = (
     Role("avis", "Avis du référent départemental", kind="annotation"),
     Role("montant_propose", "Montant proposé par le référent (€)", kind="annotation"),
     Role("controle_auto", "Contrôle d'éligibilité automatique", kind="annotation"),
+    # Optional: where `itn7 decisions apply` also writes the committee's decision and amount, if the form has them.
+    Role("decision_comite", "Décision du comité", kind="annotation"),
+    Role("montant_attribue", "Montant attribué (€)", kind="annotation"),
 )
 ROLES_BY_NAME = {r.name: r for r in ROLES}
 TEXT_ROLES = ("intitule", "situation", "objectifs", "solution")

@@ -69,12 +69,12 @@ def attributed_by_session(db: sqlite_utils.Database) -> dict[int, float]:
 def to_apply(db: sqlite_utils.Database, session: int | None = None) -> list[dict[str, Any]]:
     """Recorded decisions with what DS holds: the last sync's state, or DS's answer to a later mutation.
     {number, dossier_id, key, session, decision, amount, motivation, exported_modified, state, motivation_ds,
-    modified, groupe, groupe_id, deleted}, by number."""
+    modified, groupe, groupe_id, deleted, revision_id}, by number."""
     sql = ("SELECT k.dossier_number AS number, d.id AS dossier_id, m.key, k.session, k.decision, k.amount, "
            "k.motivation, k.exported_modified, d.state AS synced_state, d.motivation AS synced_motivation, "
            "d.date_derniere_modification AS synced_modified, d.synced_at, k.ds_state, k.ds_motivation, "
            "k.ds_modified, k.applied_at, d.groupe_instructeur_label AS groupe, d.groupe_instructeur_id AS groupe_id, "
-           "d.deletion_state IS NOT NULL AS deleted "
+           "d.deletion_state IS NOT NULL AS deleted, d.revision_id "
            "FROM decisions k JOIN dossiers d ON d.number = k.dossier_number "
            "LEFT JOIN demarches m ON m.number = d.demarche_number")
     params: list[Any] = []
