@@ -129,6 +129,9 @@ class Settings:
             ("delai_effacement_jours", f"{self.delai_effacement_jours} jours",
              "Délai avant l'effacement local d'un dossier supprimé dans Démarche Numérique"),
         ]
+        rows += [(f"refdata.{name}", self.refdata_sources.get(name) or "adresse par défaut",
+                  f"Source de « itn7 refdata update » ({label})")
+                 for name, label in (("dgcl", "composition des EPCI, DGCL"), ("zrr", "classement ZRR, ANCT"))]
         return rows
 
 

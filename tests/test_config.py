@@ -73,3 +73,10 @@ def test_the_attachment_size_limit_is_read_from_dotenv(tmp_path: Path) -> None:
     assert config.load({}, cwd=tmp_path).max_file_mb == 50
     with pytest.raises(ConfigError, match="ITN7_TAILLE_MAX doit être un nombre entier"):
         config.load({"ITN7_TAILLE_MAX": "beaucoup"}, cwd=tmp_path)
+
+
+def test_itn7_config_shows_the_reference_data_sources(tmp_path: Path) -> None:
+    (tmp_path / "itn7.toml").write_text('[refdata]\nzrr = "zrr-cog2021.xls"\n')
+    rows = {name: value for name, value, _ in config.load({}, cwd=tmp_path).describe()}
+    assert rows["refdata.dgcl"] == "adresse par défaut"
+    assert rows["refdata.zrr"].endswith("zrr-cog2021.xls")
