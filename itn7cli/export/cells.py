@@ -7,7 +7,9 @@ forbids, cut at Excel's cell limit with a visible mark, and forced to be a strin
 
 from __future__ import annotations
 
+import functools
 import re
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,11 +18,15 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.cell._writer import _set_attributes
+from openpyxl.compat import safe_string
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
 from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.worksheet.properties import PageSetupProperties
+from openpyxl.xml.functions import XML_NS, Element, SubElement
 
 EXCEL_CELL_LIMIT = 32_767
 PAPERSIZE_A4 = "9"  # OOXML paper codes
@@ -76,15 +82,36 @@ def clean_text(value: Any) -> str:
     return text
 
 
+class SharedStyle(StyleArray):
+    """A StyleArray (openpyxl's per-cell list of style indexes) shared by every cell of one style.
+
+    openpyxl hashes a cell's StyleArray twice when it writes the cell (to find its style's number):
+    this one is hashed once, when made. Being shared, it must never change: changing it raises."""
+
+    __slots__ = ("_hash", "number")
+
+    def __new__(cls, values: StyleArray) -> SharedStyle:
+        made = array.__new__(cls, "i", values)
+        made._hash = hash(tuple(made))
+        made.number = None  # its index among the workbook's cell styles, once a cell of it is written
+        return made
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise TypeError("a shared cell style never changes: build another with style_array")
+
+
 # Setting a style attribute on a cell hashes the whole style object (≈ 15 µs): on 700 000 cells that
-# is most of an export. Each combination is therefore built once per workbook and its StyleArray
-# (openpyxl's per-cell list of style indexes) copied into the cells that use it.
-_STYLE_CACHE: WeakKeyDictionary[Any, dict[tuple[Any, ...], StyleArray]] = WeakKeyDictionary()
+# is most of an export. Each combination is therefore built once per workbook and shared by the cells
+# that use it.
+_STYLE_CACHE: WeakKeyDictionary[Any, dict[tuple[Any, ...], SharedStyle]] = WeakKeyDictionary()
 
 
 def style_array(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Font | None = None,
                 fill: PatternFill | None = None, number_format: str | None = None,
-                quote_prefix: bool = False, protection: Protection | None = None) -> StyleArray:
+                quote_prefix: bool = False, protection: Protection | None = None) -> SharedStyle:
     """The StyleArray of a cell of `ws`'s workbook with this style.
 
     Style objects are keyed by identity (hashing them is the cost avoided): pass module constants."""
@@ -101,12 +128,14 @@ def style_array(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Fon
                             ("protection", protection)):
             if value is not None:
                 setattr(prototype, name, value)
-        array = cache[key] = prototype._style
+        array = cache[key] = SharedStyle(prototype._style)
     return array
 
 
-def _cell(ws: WriteOnlyWorksheet, value: Any, array: StyleArray) -> Cell:
-    return Cell(ws, row=1, column=1, value=value, style_array=StyleArray(array))
+def _cell(ws: WriteOnlyWorksheet, value: Any, style: SharedStyle) -> Cell:
+    cell = Cell(ws, row=1, column=1, value=value)
+    cell._style = style  # shared, not copied (openpyxl copies a style_array given to Cell)
+    return cell
 
 
 def text_cell(ws: WriteOnlyWorksheet, value: Any, *, wrap: bool = False, font: Font | None = None,
@@ -196,7 +225,20 @@ def _glyphs(text: str) -> float:
     return len(text) + 0.3 * sum(map(str.isupper, text))
 
 
+SHORT_TEXT = 400  # characters: the texts whose line counts are remembered (names, natures, messages repeat)
+
+
 def lines_needed(text: str, width: float) -> int:
+    """How many lines a wrapped text takes in a column `width` characters wide (an upper estimate)."""
+    return _short_lines(text, width) if len(text) <= SHORT_TEXT else _lines(text, width)
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_lines(text: str, width: float) -> int:
+    return _lines(text, width)
+
+
+def _lines(text: str, width: float) -> int:
     """How many lines a wrapped text takes in a column `width` characters wide (an upper estimate).
 
     Word by word, as the spreadsheet wraps: a word that does not fit starts a new line.
@@ -253,6 +295,55 @@ def _cells_to_row(ws: WriteOnlyWorksheet, values: Sequence[Any], row_idx: int) -
         yield cell
 
 
+PRESERVE = {f"{{{XML_NS}}}space": "preserve"}
+
+
+def _write_row(writer: WorksheetWriter, xf: Any, row: Iterator[Cell], row_idx: int) -> None:
+    """openpyxl's `WorksheetWriter.write_row`, the row built as one element and written in one call.
+
+    openpyxl writes each cell through nested incremental-writer contexts: more than half of an
+    export's time. The XML is the same, element for element (`test_export` compares the files):
+    a text as an inline string, any other value as openpyxl's `_set_attributes` and `safe_string`
+    give it. A row holding anything else (a formula, rich text, a comment) goes to openpyxl's own."""
+    cells = list(row)
+    if any(c._comment is not None or c.data_type == "f" or not isinstance(c._value, str | int | float | date | None)
+           for c in cells):
+        return WorksheetWriter.write_row(writer, xf, cells, row_idx)
+    attrs = {"r": f"{row_idx}"}
+    attrs.update(writer.ws.row_dimensions.get(row_idx, {}))
+    element = Element("row", attrs)
+    for cell in cells:
+        styled = cell.has_style
+        if cell._value is None and not styled:
+            continue
+        if cell.data_type == "s":
+            value = cell._value
+            attributes = {"r": cell.coordinate}
+            if styled:
+                style = cell._style
+                if type(style) is SharedStyle:
+                    if style.number is None:
+                        style.number = cell.style_id
+                    attributes["s"] = f"{style.number}"
+                else:
+                    attributes["s"] = f"{cell.style_id}"
+            attributes["t"] = "inlineStr"
+            if cell.hyperlink:
+                cell.parent._hyperlinks.append(cell.hyperlink)
+        else:
+            value, attributes = _set_attributes(cell, styled)
+        c = SubElement(element, "c", attributes)
+        if value is None or value == "":
+            c.text = ""  # written <c …></c>, as openpyxl writes it
+            continue
+        if cell.data_type == "s":
+            SubElement(SubElement(c, "is"), "t", PRESERVE if value != value.strip() else {}).text = value
+        else:
+            SubElement(c, "v").text = safe_string(value)
+    xf.write(element)
+    return None
+
+
 def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: str, footer: str,
                  paper: str = PAPERSIZE_A4) -> None:
     """Widths, frozen panes, print set-up, then the header row: in write-only mode the set-up
@@ -276,6 +367,7 @@ def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: s
     ws.oddFooter.right.text = "Page &P / &N"
     ws.oddFooter.right.size = 8
     append_row(ws, 1, header_cells(ws, columns), row_height([(c.header, c.width) for c in columns]))
+    ws._writer.write_row = MethodType(_write_row, ws._writer)  # the header row made the writer
 
 
 def header_cells(ws: WriteOnlyWorksheet, columns: Sequence[Column]) -> list[WriteOnlyCell]:
