@@ -39,8 +39,8 @@ def run(path: Path) -> None:
     started = time.perf_counter()
     check.run(db, config.Settings())  # nothing changed: nothing re-checked
     again = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; before the listing below
     rules = Counter(f["rule"] for row in check.results(db) for f in row["findings"] if f["status"] != "eligible")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(json.dumps({"checked": summary.checked, "seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2),
                       "unchanged_seconds": round(again, 2),
                       "peak_mb": round(peak_mb, 1),
