@@ -33,6 +33,18 @@ def normalize(text: str) -> str:
     """Lower case without accents, same length as `text` so match positions map back to the raw text."""
     if text.isascii():
         return text.lower()
+    return _short(text) if len(text) <= SHORT else _normalize(text)
+
+
+SHORT = 80  # characters: drop-down values and names, which repeat from dossier to dossier
+
+
+@functools.lru_cache(maxsize=4096)
+def _short(text: str) -> str:
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
     for char in set(text):
         if ord(char) not in _FOLDED:
             _FOLDED[ord(char)] = _fold(char)
