@@ -504,51 +504,6 @@ def test_session_0_writes_one_workbook_of_the_dossiers_of_every_session(built: B
     assert "Toutes sessions" in synthese and not any(str(v).startswith("Session ") for v in synthese)
 
 
-def test_the_export_still_goes_through_the_openpyxl_row_writer_it_overrides(
-        built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """export/cells.py replaces the private `WorksheetWriter.write_row` of its table sheets (speed): if an
-    openpyxl upgrade stops calling it, this fails, and pyproject.toml's upper bound must be revisited."""
-    from itn7cli.export import cells
-
-    calls = []
-    original = cells._write_row
-
-    def counting(writer: Any, xf: Any, row: Any, row_idx: int) -> Any:
-        calls.append(row_idx)
-        return original(writer, xf, row, row_idx)
-
-    monkeypatch.setattr(cells, "_write_row", counting)
-    db = store.open_db(built.db_path)
-    export.export_session(db, config.Settings(), SESSION, tmp_path / "comite.xlsx")
-    db.close()
-    assert len(calls) > len(_expected_numbers(built))
-
-
-def test_the_faster_row_writer_writes_the_same_sheets_as_openpyxl_s_own(
-        built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import zipfile
-
-    from openpyxl.worksheet._writer import WorksheetWriter
-
-    from itn7cli.export import cells
-
-    class Frozen(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return datetime(2026, 12, 1, 9, 30, tzinfo=tz)
-
-    monkeypatch.setattr(export, "datetime", Frozen)
-    db = store.open_db(built.db_path)
-    export.export_session(db, config.Settings(), SESSION, tmp_path / "fast.xlsx")
-    monkeypatch.setattr(cells, "_write_row", WorksheetWriter.write_row)
-    export.export_session(db, config.Settings(), SESSION, tmp_path / "openpyxl.xlsx")
-    db.close()
-    fast, reference = zipfile.ZipFile(tmp_path / "fast.xlsx"), zipfile.ZipFile(tmp_path / "openpyxl.xlsx")
-    sheets = [name for name in reference.namelist() if name.startswith("xl/worksheets/")]
-    assert len(sheets) > 10 and fast.namelist() == reference.namelist()
-    assert [fast.read(name) for name in sheets] == [reference.read(name) for name in sheets]
-
-
 def test_a_shared_cell_style_cannot_be_changed_in_place() -> None:
     from openpyxl import Workbook
 

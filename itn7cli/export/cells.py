@@ -18,15 +18,11 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from openpyxl.cell import Cell, WriteOnlyCell
-from openpyxl.cell._writer import _set_attributes
-from openpyxl.compat import safe_string
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
 from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
-from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.worksheet.properties import PageSetupProperties
-from openpyxl.xml.functions import XML_NS, Element, SubElement
 
 EXCEL_CELL_LIMIT = 32_767
 PAPERSIZE_A4 = "9"  # OOXML paper codes
@@ -88,12 +84,11 @@ class SharedStyle(StyleArray):
     openpyxl hashes a cell's StyleArray twice when it writes the cell (to find its style's number):
     this one is hashed once, when made. Being shared, it must never change: changing it raises."""
 
-    __slots__ = ("_hash", "number")
+    __slots__ = ("_hash",)
 
     def __new__(cls, values: StyleArray) -> SharedStyle:
         made = array.__new__(cls, "i", values)
         made._hash = hash(tuple(made))
-        made.number = None  # its index among the workbook's cell styles, once a cell of it is written
         return made
 
     def __hash__(self) -> int:
@@ -295,55 +290,6 @@ def _cells_to_row(ws: WriteOnlyWorksheet, values: Sequence[Any], row_idx: int) -
         yield cell
 
 
-PRESERVE = {f"{{{XML_NS}}}space": "preserve"}
-
-
-def _write_row(writer: WorksheetWriter, xf: Any, row: Iterator[Cell], row_idx: int) -> None:
-    """openpyxl's `WorksheetWriter.write_row`, the row built as one element and written in one call.
-
-    openpyxl writes each cell through nested incremental-writer contexts: more than half of an
-    export's time. The XML is the same, element for element (`test_export` compares the files):
-    a text as an inline string, any other value as openpyxl's `_set_attributes` and `safe_string`
-    give it. A row holding anything else (a formula, rich text, a comment) goes to openpyxl's own."""
-    cells = list(row)
-    if any(c._comment is not None or c.data_type == "f" or not isinstance(c._value, str | int | float | date | None)
-           for c in cells):
-        return WorksheetWriter.write_row(writer, xf, cells, row_idx)
-    attrs = {"r": f"{row_idx}"}
-    attrs.update(writer.ws.row_dimensions.get(row_idx, {}))
-    element = Element("row", attrs)
-    for cell in cells:
-        styled = cell.has_style
-        if cell._value is None and not styled:
-            continue
-        if cell.data_type == "s":
-            value = cell._value
-            attributes = {"r": cell.coordinate}
-            if styled:
-                style = cell._style
-                if type(style) is SharedStyle:
-                    if style.number is None:
-                        style.number = cell.style_id
-                    attributes["s"] = f"{style.number}"
-                else:
-                    attributes["s"] = f"{cell.style_id}"
-            attributes["t"] = "inlineStr"
-            if cell.hyperlink:
-                cell.parent._hyperlinks.append(cell.hyperlink)
-        else:
-            value, attributes = _set_attributes(cell, styled)
-        c = SubElement(element, "c", attributes)
-        if value is None or value == "":
-            c.text = ""  # written <c …></c>, as openpyxl writes it
-            continue
-        if cell.data_type == "s":
-            SubElement(SubElement(c, "is"), "t", PRESERVE if value != value.strip() else {}).text = value
-        else:
-            SubElement(c, "v").text = safe_string(value)
-    xf.write(element)
-    return None
-
-
 def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: str, footer: str,
                  paper: str = PAPERSIZE_A4) -> None:
     """Widths, frozen panes, print set-up, then the header row: in write-only mode the set-up
@@ -367,7 +313,6 @@ def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: s
     ws.oddFooter.right.text = "Page &P / &N"
     ws.oddFooter.right.size = 8
     append_row(ws, 1, header_cells(ws, columns), row_height([(c.header, c.width) for c in columns]))
-    ws._writer.write_row = MethodType(_write_row, ws._writer)  # the header row made the writer
 
 
 def header_cells(ws: WriteOnlyWorksheet, columns: Sequence[Column]) -> list[WriteOnlyCell]:
