@@ -1,9 +1,11 @@
-"""Bench: `itn7 check` on 10 000 dossiers. Targets: ≤ 5 s wall time, ≤ 200 MB peak memory.
+"""Bench: `itn7 check` of every dossier of a 10 000-dossier base. Targets (issue 13): ≤ 1.5 s, ≤ 100 MB peak memory.
 
     python bench/bench_check.py [--dossiers 10000] [--keep base.db]
 
 The dossiers come from the fake DS dataset (itn7cli.fakeds), synced through the real client; the
-check then runs in a fresh process so its peak memory (ru_maxrss) is its own.
+check then runs in a fresh process so its peak memory (ru_maxrss) is its own, the interpreter and
+imports included. Wall time and CPU time are both printed: on a shared machine the wall time
+measures the neighbours as much as the check.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ def run(path: Path) -> None:
     started = time.perf_counter()
     check.run(db, config.Settings())  # nothing changed: nothing re-checked
     again = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; before the listing below
     rules = Counter(f["rule"] for row in check.results(db) for f in row["findings"] if f["status"] != "eligible")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(json.dumps({"checked": summary.checked, "seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2),
                       "unchanged_seconds": round(again, 2),
                       "peak_mb": round(peak_mb, 1),
@@ -66,11 +68,11 @@ def main() -> None:
                             capture_output=True, text=True)
     figures = json.loads(result.stdout)
     print(result.stdout.strip())
-    verdict = "OK" if figures["seconds"] <= 5 and figures["peak_mb"] <= 200 else "HORS CIBLE"
+    verdict = "OK" if figures["seconds"] <= 1.5 and figures["peak_mb"] <= 100 else "HORS CIBLE"
     # CPU time too: on a busy machine wall time measures the neighbours as much as the check.
-    print(f"{figures['checked']} dossiers contrôlés en {figures['seconds']} s (CPU {figures['cpu_seconds']} s), "
-          f"pic mémoire {figures['peak_mb']} Mo "
-          f"(cibles ≤ 5 s, ≤ 200 Mo) : {verdict} ; "
+    print(f"{figures['checked']} dossiers contrôlés (contrôle complet) en {figures['seconds']} s "
+          f"(CPU {figures['cpu_seconds']} s), pic mémoire {figures['peak_mb']} Mo (RSS du processus) "
+          f"(cibles ≤ 1,5 s, ≤ 100 Mo) : {verdict} ; "
           f"relance sans changement : {figures['unchanged_seconds']} s")
 
 

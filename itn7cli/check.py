@@ -46,7 +46,7 @@ from .store import checks as checks_store
 from .store import ensure_synced, open_db
 from .store import forms as forms_store
 
-BATCH = 500  # dossiers parsed and written per transaction: bounded memory, few commits
+BATCH = 200  # dossiers parsed and written per transaction: bounded memory (their raw JSON), few commits
 
 __all__ = ["Summary", "config_hash", "describe_roles", "ensure_synced", "form_maps", "named_champ_types", "results",
            "revision_news", "revision_news_at", "role_maps", "run", "siren_counts", "stale", "stored_revisions"]

@@ -541,7 +541,7 @@ def render_check_summary(summary: Any) -> None:
 @app.command("export")
 @friendly
 def export_command(
-    session: Annotated[int, typer.Option("--session", "-s", help="Session du comité (1, 2, 3).")],
+    session: Annotated[int, typer.Option("--session", "-s", help="Session du comité (1, 2, 3 ; 0 : toutes).")],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Classeur à écrire.", show_default="itn7-comite-session-N-AAAA-MM-JJ.xlsx")] = None,
     demarche: DemarcheOption = None,

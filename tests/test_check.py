@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,10 @@ import pytest
 import sqlite_utils
 from typer.testing import CliRunner
 
-from itn7cli import check, store
+from itn7cli import check, store, sync
 from itn7cli.cli import app
-from itn7cli.config import Settings
+from itn7cli.config import Secret, Settings
+from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
 from itn7cli.store import unreadable as unreadable_store
 
 from .factory import dossier, find
@@ -228,3 +230,23 @@ def test_the_table_titles_each_reason_with_its_rule(db: sqlite_utils.Database) -
     result = CliRunner().invoke(app, ["check", "--db", str(path), "--quiet", "--demarche", "labo"],
                                 env={"COLUMNS": "300"})
     assert "Dossiers par porteur : Le porteur (SIREN 210400016) a déposé 3 dossiers" in result.stdout
+
+
+# The verdicts of the demo dataset (statuses, findings, priorities of its 360 dossiers), recorded before
+# the check was made faster: a speed change must leave every one of them as it was. A deliberate change
+# of a verdict bumps RULESET_VERSION and records the new digest here.
+DEMO_VERDICTS = "cd0b446d770a8a58e833bdfc081f071974fa9e9c2067c77d2f67890fc5bf6ec2"
+
+
+def test_the_demo_dataset_gets_exactly_the_verdicts_recorded_before_the_check_was_sped_up(tmp_path: Path) -> None:
+    dataset = Dataset.generate(seed=2021, counts={"general": 300, "labo": 60})  # what `itn7 demo` syncs
+    path = tmp_path / "demo.db"
+    with FakeDS(dataset, tokens={"demo": TokenSpec()}) as server:
+        sync.sync_settings(Settings(token=Secret("demo"), api_url=server.url, demarches=dict(dataset.numbers),
+                                    db_path=path), dict(dataset.numbers))
+    db = store.open_db(path)
+    check.run(db, Settings())
+    results = check.results(db)
+    assert len(results) == 360
+    text = json.dumps(results, ensure_ascii=False, sort_keys=True)
+    assert hashlib.sha256(text.encode()).hexdigest() == DEMO_VERDICTS

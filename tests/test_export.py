@@ -486,3 +486,30 @@ def test_the_export_still_goes_through_the_openpyxl_hook_it_overrides(
     export.export_session(db, config.Settings(), SESSION, tmp_path / "comite.xlsx")
     db.close()
     assert len(calls) > len(_expected_numbers(built))  # every row of every sheet went through the hook
+
+
+def test_session_0_writes_one_workbook_of_the_dossiers_of_every_session(built: Built, tmp_path: Path) -> None:
+    result = _invoke("--session", "0", "--db", str(_copy(built, tmp_path)))
+    assert result.exit_code == 0, result.stderr
+    name = f"itn7-comite-toutes-sessions-{datetime.now(config.PARIS):%Y-%m-%d}.xlsx"
+    assert result.stdout == f"{name}\n"
+    workbook = openpyxl.load_workbook(tmp_path / name)
+    db = store.open_db(built.db_path, must_exist=True)
+    every = {n for (n,) in db.execute("SELECT c.number FROM checks c JOIN dossiers d ON d.number = c.number "
+                                      "WHERE c.session IS NOT NULL AND d.deletion_state IS NULL")}
+    numbers = [int(r["N° dossier"].value) for r in _rows(workbook["Dossiers"])]
+    assert sorted(numbers) == sorted(every) and every > _expected_numbers(built)
+    synthese = [c.value for row in workbook["Synthèse"].iter_rows() for c in row if c.value is not None]
+    assert "ITN7 Axe 3 (PACA) — dossiers de toutes les sessions" in synthese
+    assert "Toutes sessions" in synthese and not any(str(v).startswith("Session ") for v in synthese)
+
+
+def test_a_shared_cell_style_cannot_be_changed_in_place() -> None:
+    from openpyxl import Workbook
+
+    from itn7cli.export import cells
+
+    ws = Workbook(write_only=True).create_sheet("x")
+    cell = cells.text_cell(ws, "texte")
+    with pytest.raises(TypeError):
+        cell.font = cells.BOLD

@@ -498,3 +498,30 @@ def test_the_readme_rules_table_is_the_registry() -> None:
 def test_the_workbook_and_the_annotation_name_rules_from_the_registry() -> None:
     assert (sheets.RULE_LABELS["hors_region"], annotate.RULE_LABELS["hors_region"], list(sheets.RULE_LABELS)) == (
         engine.SPECS["hors_region"].title, engine.SPECS["hors_region"].label, engine.RULE_IDS)
+
+
+def test_keyword_scans_find_exactly_what_the_full_regex_scan_finds() -> None:
+    from itn7cli.rules import priority as priority_module
+    from itn7cli.rules import texte
+
+    families = [texte.STAFF, texte.EQUIPMENT, texte.RECURRING, texte.URBANISM, texte.ARCHIVING, priority_module.LIBRE,
+                *priority_module.BONUS.values()]
+    raws = ["Recrutement d'un prestataire et recrutement de vacataires ; ETP, CDD et cdd.",
+            "Postes de travail, poste de chargé de mission\x00plat'au, Plat'AU et plateforme Démat-ADS, ADS, SADS",
+            "Serveur vocal interactif, serveurs, par téléphone, téléphones ; archivage électronique, SAE, versement",
+            "logiciel libre sous AGPL ou GPL, gplx, agpl ; inclusion numérique, RGAA, formations, diagnostic",
+            "urbanisme : SVE et DIA, saisine par voie électronique", "", "x" * 50]
+    for family in families:
+        for raw in raws:
+            normalized = texte.normalize(raw)
+            for scan, text in ((family.words, normalized), (family.acronyms, raw), (family.weak, raw),
+                               (family.weak_words, normalized)):
+                if scan.pattern is not None:
+                    assert scan.spans(text) == [m.span() for m in scan.pattern.finditer(text)]
+
+
+def test_a_pattern_s_literal_start_leaves_out_an_optional_last_character() -> None:
+    from itn7cli.rules.texte import literal_prefix
+
+    assert [literal_prefix(p) for p in (r"salaires?", r"recrut(?:er|ement)", r"embauch\w*", r"a?gpl", r"a|b",
+                                        r"cart@ds")] == ["salaire", "recrut", "embauch", "", "", "cart@ds"]

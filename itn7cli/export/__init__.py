@@ -36,8 +36,10 @@ from .sheets import (
     write_synthese,
 )
 
-__all__ = ["ExportResult", "default_path", "export_session", "gather_pieces", "pieces_folder", "refresh_checks",
-           "session_closing"]
+ALL_SESSIONS = 0  # `--session 0`: one workbook of every session's dossiers
+
+__all__ = ["ALL_SESSIONS", "ExportResult", "default_path", "export_session", "gather_pieces", "pieces_folder",
+           "refresh_checks", "session_closing"]
 
 
 @dataclass
@@ -53,7 +55,8 @@ def default_path(session: int, demarche: str | None = None, today: datetime | No
     """« itn7-comite-session-2-2026-11-28.xlsx » (« …-session-2-labo-… » for one démarche), Paris date."""
     day = (today or datetime.now(PARIS)).strftime("%Y-%m-%d")
     scope = f"-{demarche}" if demarche else ""
-    return Path(f"itn7-comite-session-{session}{scope}-{day}.xlsx")
+    sessions = "toutes-sessions" if session == ALL_SESSIONS else f"session-{session}"
+    return Path(f"itn7-comite-{sessions}{scope}-{day}.xlsx")
 
 
 def pieces_folder(output: Path) -> Path:
@@ -89,15 +92,20 @@ def refresh_checks(db: sqlite_utils.Database, settings: Settings) -> str | None:
 
 
 def session_closing(settings: Settings, session: int) -> datetime:
-    """The closing of `session` (naive Paris time); ConfigError for a session the call does not have."""
+    """The closing of `session` (naive Paris time), the last one for ALL_SESSIONS; ConfigError for a
+    session the call does not have."""
     closings = sorted(settings.sessions)
+    if session == ALL_SESSIONS and closings:
+        session = len(closings)
     if not 1 <= session <= len(closings):
-        raise ConfigError(f"Session inconnue : {session} (sessions de l'appel : 1 à {len(closings)}).")
+        raise ConfigError(f"Session inconnue : {session} (sessions de l'appel : 1 à {len(closings)} ; "
+                          "0 pour toutes).")
     return closings[session - 1].astimezone(PARIS).replace(tzinfo=None)
 
 
 def _footer(session: int, generated: datetime) -> str:
-    return f"ITN7 Axe 3 — comité de la session {session} — classeur du {generated:%d/%m/%Y %H:%M}"
+    which = "toutes sessions" if session == ALL_SESSIONS else f"comité de la session {session}"
+    return f"ITN7 Axe 3 — {which} — classeur du {generated:%d/%m/%Y %H:%M}"
 
 
 def _relative(path: PurePath | None) -> PurePosixPath | None:
@@ -106,7 +114,8 @@ def _relative(path: PurePath | None) -> PurePosixPath | None:
 
 def export_session(db: sqlite_utils.Database, settings: Settings, session: int, output: Path, *,
                    demarche: str | None = None, pieces: Mapping[int, PurePath] | None = None) -> ExportResult:
-    """Writes the session's workbook to `output` (atomically: a reader never sees half a file).
+    """Writes the session's workbook to `output` (atomically: a reader never sees half a file); with
+    `session` ALL_SESSIONS, one workbook of the dossiers of every session.
 
     Expects fresh check results (see `refresh_checks`). `pieces` maps dossier numbers to their
     attachments folder, relative to the workbook's folder, for the « Pièces » column.
@@ -143,7 +152,8 @@ def export_session(db: sqlite_utils.Database, settings: Settings, session: int, 
     for sheet in (dossiers, *by_departement.values(), *([others] if others else []), expenses, findings):
         sheet.finish()
     ctx = Context(session, closing, demarche, freshness(db, session, demarche), generated, settings)
-    write_synthese(synthese, summary, earlier_totals(db, settings, session, demarche), ctx)
+    earlier = {} if session == ALL_SESSIONS else earlier_totals(db, settings, session, demarche)
+    write_synthese(synthese, summary, earlier, ctx)
     _save(wb, output)
     return result
 

@@ -7,7 +7,9 @@ forbids, cut at Excel's cell limit with a visible mark, and forced to be a strin
 
 from __future__ import annotations
 
+import functools
 import re
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -76,15 +78,35 @@ def clean_text(value: Any) -> str:
     return text
 
 
+class SharedStyle(StyleArray):
+    """A StyleArray (openpyxl's per-cell list of style indexes) shared by every cell of one style.
+
+    openpyxl hashes a cell's StyleArray twice when it writes the cell (to find its style's number):
+    this one is hashed once, when made. Being shared, it must never change: changing it raises."""
+
+    __slots__ = ("_hash",)
+
+    def __new__(cls, values: StyleArray) -> SharedStyle:
+        made = array.__new__(cls, "i", values)
+        made._hash = hash(tuple(made))
+        return made
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise TypeError("a shared cell style never changes: build another with style_array")
+
+
 # Setting a style attribute on a cell hashes the whole style object (≈ 15 µs): on 700 000 cells that
-# is most of an export. Each combination is therefore built once per workbook and its StyleArray
-# (openpyxl's per-cell list of style indexes) copied into the cells that use it.
-_STYLE_CACHE: WeakKeyDictionary[Any, dict[tuple[Any, ...], StyleArray]] = WeakKeyDictionary()
+# is most of an export. Each combination is therefore built once per workbook and shared by the cells
+# that use it.
+_STYLE_CACHE: WeakKeyDictionary[Any, dict[tuple[Any, ...], SharedStyle]] = WeakKeyDictionary()
 
 
 def style_array(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Font | None = None,
                 fill: PatternFill | None = None, number_format: str | None = None,
-                quote_prefix: bool = False, protection: Protection | None = None) -> StyleArray:
+                quote_prefix: bool = False, protection: Protection | None = None) -> SharedStyle:
     """The StyleArray of a cell of `ws`'s workbook with this style.
 
     Style objects are keyed by identity (hashing them is the cost avoided): pass module constants."""
@@ -101,12 +123,14 @@ def style_array(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Fon
                             ("protection", protection)):
             if value is not None:
                 setattr(prototype, name, value)
-        array = cache[key] = prototype._style
+        array = cache[key] = SharedStyle(prototype._style)
     return array
 
 
-def _cell(ws: WriteOnlyWorksheet, value: Any, array: StyleArray) -> Cell:
-    return Cell(ws, row=1, column=1, value=value, style_array=StyleArray(array))
+def _cell(ws: WriteOnlyWorksheet, value: Any, style: SharedStyle) -> Cell:
+    cell = Cell(ws, row=1, column=1, value=value)
+    cell._style = style  # shared, not copied (openpyxl copies a style_array given to Cell)
+    return cell
 
 
 def text_cell(ws: WriteOnlyWorksheet, value: Any, *, wrap: bool = False, font: Font | None = None,
@@ -196,7 +220,20 @@ def _glyphs(text: str) -> float:
     return len(text) + 0.3 * sum(map(str.isupper, text))
 
 
+SHORT_TEXT = 400  # characters: the texts whose line counts are remembered (names, natures, messages repeat)
+
+
 def lines_needed(text: str, width: float) -> int:
+    """How many lines a wrapped text takes in a column `width` characters wide (an upper estimate)."""
+    return _short_lines(text, width) if len(text) <= SHORT_TEXT else _lines(text, width)
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_lines(text: str, width: float) -> int:
+    return _lines(text, width)
+
+
+def _lines(text: str, width: float) -> int:
     """How many lines a wrapped text takes in a column `width` characters wide (an upper estimate).
 
     Word by word, as the spreadsheet wraps: a word that does not fit starts a new line.

@@ -189,8 +189,8 @@ def reading_forms(db: sqlite_utils.Database, settings: Settings) -> dict[str, Fo
 
 def session_rows(db: sqlite_utils.Database, settings: Settings, session: int,
                  demarche: str | None = None) -> Iterator[Row]:
-    """The non-deleted dossiers of one session, by number, with their check results; a dossier the API
-    could not serialise is listed with what is known of it and its finding."""
+    """The non-deleted dossiers of one session (0: of every session), by number, with their check results;
+    a dossier the API could not serialise is listed with what is known of it and its finding."""
     mappings = reading_forms(db, settings)
     for batch in committee.session_records(db, session=session, demarche=demarche):
         findings = committee.findings(db, [r["number"] for r in batch])

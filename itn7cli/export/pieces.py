@@ -20,7 +20,8 @@ def session_dossiers(db: sqlite_utils.Database, settings: Settings, session: int
     from ..rules.engine import session_for
 
     return [number for number, date_depot, checked_session, checked in downloads.session_candidates(db, demarche)
-            if (checked_session if checked else session_for(date_depot, settings.sessions)) == session]
+            if (found := checked_session if checked else session_for(date_depot, settings.sessions)) == session
+            or (session == 0 and found is not None)]
 
 
 def _place(source: Path, target: Path, link: bool) -> None:

@@ -381,7 +381,8 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     scope = f" — démarche {labels.demarche(ctx.demarche, short=True).lower()} seulement" if ctx.demarche else ""
-    _append(ws, [styled(ws, f"ITN7 Axe 3 (PACA) — comité de la session {ctx.session}{scope}", font=TITLE_FONT)])
+    which = f"comité de la session {ctx.session}" if ctx.session else "dossiers de toutes les sessions"
+    _append(ws, [styled(ws, f"ITN7 Axe 3 (PACA) — {which}{scope}", font=TITLE_FONT)])
     _append(ws, [styled(ws, "Ce classeur contient des données personnelles : réservé aux membres du comité.",
                         font=BOLD)])
     fresh = ctx.freshness
@@ -411,7 +412,8 @@ def write_synthese(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[in
         "commune seule.",
         "Montant proposé : annotation « Montant proposé par le référent » saisie dans Démarche Numérique.",
         f"Non repris : {fresh.deleted} dossier(s) supprimé(s) ou masqué(s) dans Démarche Numérique, "
-        f"{fresh.out_of_session} dossier(s) déposé(s) après la dernière clôture, et les dossiers des autres sessions.",
+        f"{fresh.out_of_session} dossier(s) déposé(s) après la dernière clôture"
+        + (", et les dossiers des autres sessions." if ctx.session else "."),
     ):
         _append(ws, [styled(ws, note, font=NOTE_FONT)])
 
@@ -421,6 +423,7 @@ def _envelope(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[int, Se
     headers = ("Dossiers", "Subvention sollicitée", "Cumul sollicité", "Part de l'enveloppe", "Montant proposé",
                "Montant attribué", "Reste de l'enveloppe")
     _section(ws, f"Enveloppe régionale : {_euros(envelope)}", headers)
+    # ctx.session 0 (every session): one line « Toutes sessions ».
     sessions = {**earlier, ctx.session: SessionTotals(summary.total.dossiers, summary.total.requested,
                                                       summary.total.proposed, summary.total.attributed)}
     cumulated = proposed = attributed = 0.0
@@ -431,7 +434,8 @@ def _envelope(ws: WriteOnlyWorksheet, summary: Summary, earlier: Mapping[int, Se
         proposed += totals.proposed
         attributed += totals.attributed
         last = _append(ws, [
-            styled(ws, f"Session {number}", font=BOLD if number == ctx.session else None),
+            styled(ws, f"Session {number}" if number else "Toutes sessions",
+                   font=BOLD if number == ctx.session else None),
             styled(ws, totals.dossiers, number_format="0"),
             styled(ws, totals.requested, number_format=AMOUNT_FORMAT),
             styled(ws, cumulated, number_format=AMOUNT_FORMAT),

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stdnum.fr import siret as siret_number
-
 from .engine import A_VERIFIER, Context, Finding, rule
 from .mapping import Dossier
-from .porteur import ELIGIBLE_CJ, REVIEW_CJ
+from .porteur import ELIGIBLE_CJ, REVIEW_CJ, valid_siret
 
 
 @rule("multi_porteurs", order=110, title="Multi-porteurs", label="partenaires à vérifier",
@@ -30,7 +28,7 @@ def multi_porteurs(d: Dossier, ctx: Context) -> Iterable[Finding]:
     for row in partners:
         name = row.text("partenaire_nom") or "sans nom"
         siret, cj = row.siret_champ("partenaire_siret")
-        if not siret_number.is_valid(siret):
+        if not valid_siret(siret):
             yield Finding("multi_porteurs", A_VERIFIER, f"Partenaire « {name} » : SIRET invalide ou absent "
                           f"(« {siret} »).")
         elif cj is None:

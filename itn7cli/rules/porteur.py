@@ -6,6 +6,7 @@ the INSEE commune code of the seat, never from the postal code (REFERENCE.md §2
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from stdnum.fr import siret as siret_number
@@ -35,6 +36,12 @@ PACA_DEPARTEMENTS = ("04", "05", "06", "13", "83", "84")
 LISTED = "communes, EPCI, métropoles, départements et Région"
 
 
+@functools.lru_cache(maxsize=65536)
+def valid_siret(siret: str) -> bool:
+    """python-stdnum's SIRET check, once per distinct number: the same collectivités apply again and again."""
+    return bool(siret_number.is_valid(siret))
+
+
 def departement_of(commune_code: str) -> str:
     """The département of an INSEE commune code: 3 characters overseas (97x), else 2 (2A/2B kept)."""
     code = commune_code.strip().upper()
@@ -62,7 +69,7 @@ def porteur_type(d: Dossier, ctx: Context) -> Iterable[Finding]:
         yield Finding("porteur_type", INELIGIBLE, f"Le demandeur est une personne physique : seuls les {LISTED} "
                       "peuvent candidater.")
         return
-    if d.siret and not siret_number.is_valid(d.siret):
+    if d.siret and not valid_siret(d.siret):
         yield Finding("porteur_type", A_VERIFIER, f"Le SIRET du demandeur {d.siret} est invalide.")
     if d.demandeur_type == "PersonneMoraleIncomplete":
         yield Finding("porteur_type", A_VERIFIER, f"Le demandeur (SIRET {d.siret or 'inconnu'}) n'a pas été "

@@ -20,7 +20,7 @@ from .mapping import Dossier
 from .texte import Family, Text, hits, normalize, project_texts
 
 LIBRE = Family(
-    words=(r"logiciels? libres?", r"open source", r"code source (?:ouvert|publie)", r"licence libre", r"a?gpl",
+    words=(r"logiciels? libres?", r"open source", r"code source (?:ouvert|publie)", r"licence libre", r"agpl", r"gpl",
            r"eupl", r"mutualis(?:e|ee|es|ees|ation)", r"reutilis(?:able|ation)", r"reproductible", r"essaimage",
            r"communs? numeriques?", r"adullact", r"comptoir du libre", r"incubateur des territoires"),
     acronyms=("MIT", "SILL"),

@@ -26,15 +26,89 @@ def _fold(char: str) -> str:
     return base if len(base) == 1 else char.lower() if len(char.lower()) == 1 else char
 
 
+_FOLDED: dict[int, str] = {}  # code point → its folded character, for every character met so far
+
+
 def normalize(text: str) -> str:
     """Lower case without accents, same length as `text` so match positions map back to the raw text."""
     if text.isascii():
         return text.lower()
-    return "".join(map(_fold, text))
+    return _short(text) if len(text) <= SHORT else _normalize(text)
+
+
+SHORT = 80  # characters: drop-down values and names, which repeat from dossier to dossier
+
+
+@functools.lru_cache(maxsize=4096)
+def _short(text: str) -> str:
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
+    for char in set(text):
+        if ord(char) not in _FOLDED:
+            _FOLDED[ord(char)] = _fold(char)
+    return text.translate(_FOLDED)
 
 
 def _alternation(parts: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(r"\b(?:" + "|".join(parts) + r")\b") if parts else None
+
+
+METACHARACTERS = set("\\.^$*+?{}[]|()")
+
+
+def literal_prefix(pattern: str) -> str:
+    """The characters every match of `pattern` starts with ('' when it may start with anything)."""
+    prefix = ""
+    for char in pattern:
+        if char == "|":
+            return ""  # an alternation at the top: no common start
+        if char in METACHARACTERS:
+            return prefix[:-1] if char in "?*{" else prefix  # the last literal is optional
+        prefix += char
+    return prefix
+
+
+def _prefixes(parts: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Literal starts of `parts`: a text holding none of them cannot match; None when one part has none."""
+    found = tuple(literal_prefix(part) for part in parts)
+    return None if not all(found) else found
+
+
+class _Scan:
+    """One alternation `\\b(?:…)\\b` and the literal starts of its parts.
+
+    A match can only start where one of those starts occurs: the regex is tried at those few places,
+    in order, skipping the ones inside a match already made — the matches of `finditer`, found with a
+    few substring searches instead of the regex tried at every word of the text."""
+
+    __slots__ = ("pattern", "prefixes")
+
+    def __init__(self, parts: tuple[str, ...]) -> None:
+        self.pattern = _alternation(parts)
+        self.prefixes = tuple(dict.fromkeys(_prefixes(parts) or ())) or None
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        if self.pattern is None:
+            return []
+        if self.prefixes is None:
+            return [m.span() for m in self.pattern.finditer(text)]
+        starts = []
+        for prefix in self.prefixes:
+            at = text.find(prefix)
+            while at >= 0:
+                starts.append(at)
+                at = text.find(prefix, at + 1)
+        if not starts:
+            return []
+        spans: list[tuple[int, int]] = []
+        end = 0
+        for at in sorted(starts):
+            if at >= end and (found := self.pattern.match(text, at)):
+                spans.append(found.span())
+                end = found.end()
+        return spans
 
 
 class Family:
@@ -47,23 +121,21 @@ class Family:
     def __init__(self, *, words: tuple[str, ...], acronyms: tuple[str, ...] = (),
                  false_positives: tuple[str, ...] = (), weak: tuple[str, ...] = (),
                  weak_words: tuple[str, ...] = (), context: str | None = None) -> None:
-        self.words = _alternation(words)
-        self.acronyms = _alternation(acronyms)
+        self.words = _Scan(words)
+        self.acronyms = _Scan(acronyms)
         self.false_positives = _alternation(false_positives)
-        self.weak = _alternation(weak)
-        self.weak_words = _alternation(weak_words)
+        self.weak = _Scan(weak)
+        self.weak_words = _Scan(weak_words)
         self.context = re.compile(context) if context else None
 
     def matches(self, raw: str, normalized: str) -> Iterator[tuple[int, int]]:
         """(start, end) of every match in `raw`, false positives and unsupported weak terms left out."""
-        spans: list[tuple[int, int]] = []
-        for pattern, text in ((self.words, normalized), (self.acronyms, raw)):
-            if pattern:
-                spans += [m.span() for m in pattern.finditer(text)]
-        if self.context is None or self.context.search(normalized):
-            for pattern, text in ((self.weak, raw), (self.weak_words, normalized)):
-                if pattern:
-                    spans += [m.span() for m in pattern.finditer(text)]
+        spans = self.words.spans(normalized) + self.acronyms.spans(raw)
+        if (self.weak.pattern or self.weak_words.pattern) and (
+                self.context is None or self.context.search(normalized)):
+            spans += self.weak.spans(raw) + self.weak_words.spans(normalized)
+        if not spans:
+            return
         false = [m.span() for m in self.false_positives.finditer(normalized)] if self.false_positives else []
         for start, end in sorted(spans):
             if not any(fs <= start and end <= fe for fs, fe in false):

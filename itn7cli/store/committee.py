@@ -27,9 +27,12 @@ WHERE {SHOWN}"""
 def session_records(db: sqlite_utils.Database, *, session: int | None = None, before: int | None = None,
                     demarche: str | None = None) -> Iterator[list[dict[str, Any]]]:
     """Batches of dossier records (stored columns, raw JSON, check results, recorded decision) of one
-    session, or of every session before `before`, by number; `raw` is None for an unreadable stub."""
+    session (0: of every session), or of every session before `before`, by number; `raw` is None for an
+    unreadable stub."""
     sql, params = SELECT, list[Any]()
-    if session is not None:
+    if session == 0:
+        sql += " AND c.session IS NOT NULL"
+    elif session is not None:
         sql += " AND c.session = ?"
         params.append(session)
     if before is not None:
