@@ -576,7 +576,8 @@ def export_command(
     if not quiet:
         counts = " · ".join(f"{label} {result.by_status.get(status, 0)}" for status, label in
                             (("eligible", "éligibles"), ("a_verifier", "à vérifier"), ("ineligible", "inéligibles")))
-        err.print(f"Classeur de la session {session} : {result.dossiers} dossier(s) ({counts}).")
+        which = "de toutes les sessions" if session == export_mod.ALL_SESSIONS else f"de la session {session}"
+        err.print(f"Classeur {which} : {result.dossiers} dossier(s) ({counts}).")
     typer.echo(str(result.path))
 
 
