@@ -291,7 +291,10 @@ class Syncer:
         # Interleave the démarches' streams so a small démarche's short streams fill the slots
         # while the big one's long streams run, instead of queueing behind them.
         plans = [self._plan_full(n, runs[n]) for n in fulls]
-        self._run_streams([s for group in itertools.zip_longest(*plans) for s in group if s is not None])
+        # The deletions of a full pull are read alongside its streams, not after them.
+        deletions_date = _server_now(self.client)
+        self._run_streams([s for group in itertools.zip_longest(*plans) for s in group if s is not None],
+                          [self._deletions_job(n) for n in fulls])
         for number in fulls:
             # Hand over to the incremental stream, keeping the full run's mark until it has run:
             # it catches what changed while the full pull was going on.
@@ -316,23 +319,37 @@ class Syncer:
             self.summaries[number].supprimes += syncstate.finish_full(self.db, number)
         for number in self.demarches.values():
             self._reread(number)
-        self._run_deletions(changes, changes_date)
+        self._run_deletions(changes, changes_date, done=fulls)
+        syncstate.set_deletions_since(self.db, fulls, _iso(deletions_date - DELETION_OVERLAP))
         syncstate.finish_runs(self.db, runs, {n: s.counts() for n, s in self.summaries.items()})
         return list(self.summaries.values())
 
-    def _run_streams(self, streams: list[Stream]) -> None:
-        if not streams:
+    def _run_streams(self, streams: list[Stream],
+                     others: Sequence[Callable[[queue.Queue[_Work]], None]] = ()) -> None:
+        if not streams and not others:
             return
         self.stop.clear()
-        jobs = [functools.partial(self._fetch_stream, s) for s in streams]
-        self._run_threads(jobs, self._save_page)
+        # Streams first: the deletions take a slot once one of them is done.
+        jobs: list[Callable[[queue.Queue[_Work]], None]] = [functools.partial(self._fetch_stream, s) for s in streams]
+        jobs.extend(others)
+        self._run_threads(jobs, self._save_work)
 
-    def _run_deletions(self, changes: dict[int, Changes], changes_date: datetime | None) -> None:
+    def _save_work(self, work: _Work) -> None:
+        if work.deletions is not None:
+            self._save_deletions(work)
+        else:
+            self._save_page(work)
+
+    def _deletions_job(self, number: int) -> Callable[[queue.Queue[_Work]], None]:
+        return functools.partial(self._fetch_deletions, number, syncstate.state(self.db, number).get("deletions_since"))
+
+    def _run_deletions(self, changes: dict[int, Changes], changes_date: datetime | None, *,
+                       done: Sequence[int] = ()) -> None:
         self.stop.clear()
         server_now = changes_date if changes and changes_date else _server_now(self.client)
         sinces = {n: syncstate.state(self.db, n).get("deletions_since") for n in self.demarches.values()}
         jobs = []
-        for number in self.demarches.values():
+        for number in [n for n in self.demarches.values() if n not in done]:
             first = changes.get(number)
             if first is None:
                 jobs.append(functools.partial(self._fetch_deletions, number, sinces[number]))
@@ -344,7 +361,8 @@ class Syncer:
                 jobs.append(functools.partial(self._fetch_deletions, number, sinces[number], after=first))
         if jobs:
             self._run_threads(jobs, self._save_deletions)
-        syncstate.set_deletions_since(self.db, list(self.demarches.values()), _iso(server_now - DELETION_OVERLAP))
+        syncstate.set_deletions_since(self.db, [n for n in self.demarches.values() if n not in done],
+                                      _iso(server_now - DELETION_OVERLAP))
 
 
 def fetch_metas(client: DSClient, demarches: dict[str, int]) -> dict[int, dict[str, Any]]:
