@@ -1,14 +1,16 @@
 """Full sync of N dossiers over both démarches against the fake DS server (in another process).
 
 Prints (a) the sync's wall time against a bare loop that downloads the same pages with the same
-query document, at zero server latency; (b) the sync's wall time with 1 s of latency per request
-against requests × 1 s; (c) the peak memory (max RSS) of the syncing process, for N and 2N
-dossiers; (d) how long `itn7 sync` takes to give up when the server is down (the retry policy's
-fail-fast rule, once a test's wall-clock assertion); (e) how long the fake DS takes to generate
-5 100 dossiers (once a test's assertion too). Targets: (a) ≤ 1.3×, (b) ≤ 0.5×, (c) ≤ 200 MB and
-flat, (d) < 10 s, (e) < 5 s.
+query document, at zero server latency; (b) for 1 500 and 5 000 dossiers with 1 s of latency per
+request, the first pull's wall time against pages × 1 s (the pages of dossiers the sync saved), with
+the requests it made and the busiest calendar minute from the fake's own counters; (n) the requests
+of a sync when nothing changed; (c) the peak memory (max RSS) of the syncing process for N and
+10 000 dossiers; (d) how long `itn7 sync` takes to give up when the server is down; (e) how long the
+fake DS takes to generate 5 100 dossiers. Targets: (a) ≤ 1.3×, (b) ≤ 0.3× and ≤ 400 requests in any
+calendar minute, (n) ≤ 2 (plus one re-read per incomplete company), (c) ≤ 100 MB at 10 000,
+(d) < 10 s, (e) < 5 s.
 
-    python bench/bench_sync.py [--dossiers 5000]
+    python bench/bench_sync.py [--dossiers 5000] [--skip-bare]
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from _common import Server, fake_server
 
 from itn7cli import config, queries
 from itn7cli.errors import ApiError
-from itn7cli.fakeds import Dataset
+from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
 from itn7cli.sync import EPOCH, STATES, sync_settings
 
 SYNC_CHILD = """
@@ -77,33 +79,68 @@ def bare_loop(server: Server) -> tuple[float, int]:
     return time.perf_counter() - started, requests
 
 
+def latency_run(total: int) -> None:
+    """(b): a first pull of `total` dossiers with 1 s of latency; the fake counts requests per minute."""
+    general, labo = total * 5 // 6, total - total * 5 // 6
+    with tempfile.TemporaryDirectory() as folder:
+        stats_path = os.path.join(folder, "stats.json")
+        with fake_server("--dossiers", str(general), "--labo", str(labo), "--latency", "1.0",
+                         "--stats", stats_path) as server:
+            slow = timed_sync(server)
+        stats = json.loads(Path(stats_path).read_text(encoding="utf-8"))
+    busiest = max(stats["per_minute"].values())
+    verdict = "OK" if busiest <= 400 else "DÉPASSÉ"
+    print(f"(b) {slow['dossiers']:.0f} dossiers, latence 1 s : sync {slow['seconds']:.1f} s pour "
+          f"{slow['pages']:.0f} pages → {slow['seconds'] / slow['pages']:.2f} × (pages × 1 s) (cible ≤ 0.3) ; "
+          f"{stats['requests']} requêtes, {busiest} au plus dans une minute calendaire ({verdict}, limite 400)")
+
+
+def no_change_requests(total: int) -> None:
+    """(n): the requests of a second sync right after a first one, nothing changed on the server."""
+    labo = total // 6
+    dataset = Dataset.generate(seed=7, counts={"general": total - labo, "labo": labo})
+    with FakeDS(dataset, tokens={"bench": TokenSpec()}) as server, tempfile.TemporaryDirectory() as folder:
+        settings = config.Settings(token=config.Secret("bench"), api_url=server.url,
+                                   demarches=dict(dataset.numbers), db_path=Path(folder) / "n.db")
+        sync_settings(settings, dict(dataset.numbers))
+        server.stats.reset()
+        sync_settings(settings, dict(dataset.numbers))
+        operations = dict(server.stats.operations)
+    rereads = operations.pop("rereadDossier", 0)
+    print(f"(n) sync sans changement ({total} dossiers) : {sum(operations.values())} requête(s) {operations} "
+          f"(cible ≤ 2), plus {rereads} relecture(s) par numéro (entreprises incomplètes)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dossiers", type=int, default=5000, help="dossiers over both démarches")
+    parser.add_argument("--dossiers", type=int, default=5000, help="dossiers over both démarches, for (a) and (c)")
+    parser.add_argument("--skip-bare", action="store_true", help="skip (a), the zero-latency comparison")
     args = parser.parse_args()
     general, labo = args.dossiers * 5 // 6, args.dossiers - args.dossiers * 5 // 6
     common = ["--dossiers", str(general), "--labo", str(labo), "--rate-limit", "100000"]
 
-    with fake_server(*common) as server:
-        bare_seconds, bare_requests = bare_loop(server)
-        bare_seconds = min(bare_seconds, bare_loop(server)[0])
-        runs = [timed_sync(server) for _ in range(2)]
-        fast = min(runs, key=lambda r: r["seconds"])
-    print(f"(a) {fast['dossiers']:.0f} dossiers, latence 0 : sync {fast['seconds']:.2f} s, boucle nue "
-          f"{bare_seconds:.2f} s ({bare_requests} pages) → ratio {fast['seconds'] / bare_seconds:.2f} (cible ≤ 1.3)")
+    fast = None
+    if not args.skip_bare:
+        with fake_server(*common) as server:
+            bare_seconds, bare_requests = bare_loop(server)
+            bare_seconds = min(bare_seconds, bare_loop(server)[0])
+            runs = [timed_sync(server) for _ in range(2)]
+            fast = min(runs, key=lambda r: r["seconds"])
+        print(f"(a) {fast['dossiers']:.0f} dossiers, latence 0 : sync {fast['seconds']:.2f} s, boucle nue "
+              f"{bare_seconds:.2f} s ({bare_requests} pages) → ratio {fast['seconds'] / bare_seconds:.2f} "
+              "(cible ≤ 1.3)")
+        print(f"    débit : {fast['dossiers'] / fast['seconds']:.0f} dossiers/s à latence nulle")
 
-    with fake_server(*common, "--latency", "1.0") as server:
-        slow = timed_sync(server)
-    requests = slow["pages"] + 2 * len(server.numbers)  # + démarche metadata and deletions
-    print(f"(b) latence 1 s : sync {slow['seconds']:.1f} s pour {requests:.0f} requêtes → "
-          f"{slow['seconds'] / requests:.2f} × (requêtes × 1 s) (cible ≤ 0.5)")
+    for total in (1500, 5000):
+        latency_run(total)
+    no_change_requests(1500)
 
-    print(f"(c) mémoire max du processus de sync : {fast['max_rss_mb']:.0f} Mo pour {fast['dossiers']:.0f} dossiers",
-          end="")
-    with fake_server("--dossiers", str(general * 2), "--labo", str(labo * 2), "--rate-limit", "100000") as server:
-        double = timed_sync(server)
-    print(f", {double['max_rss_mb']:.0f} Mo pour {double['dossiers']:.0f} dossiers (cible ≤ 200 Mo)")
-    print(f"    débit : {fast['dossiers'] / fast['seconds']:.0f} dossiers/s à latence nulle")
+    with fake_server("--dossiers", str(10000 * 5 // 6), "--labo", str(10000 - 10000 * 5 // 6),
+                     "--rate-limit", "100000") as server:
+        big = timed_sync(server)
+    before = f"{fast['max_rss_mb']:.0f} Mo pour {fast['dossiers']:.0f} dossiers, " if fast else ""
+    print(f"(c) mémoire max du processus de sync : {before}{big['max_rss_mb']:.0f} Mo pour "
+          f"{big['dossiers']:.0f} dossiers (cible ≤ 100 Mo)")
     print(f"(d) serveur arrêté : abandon en {server_down_seconds():.1f} s (cible < 10 s)")
     started = time.perf_counter()
     Dataset.generate(seed=7, counts={"general": 5000, "labo": 100})

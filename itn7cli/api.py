@@ -14,7 +14,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -66,6 +66,28 @@ class Answer:
     data: dict[str, Any] | None
     bad: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChangesTarget:
+    """One démarche of a `changes` request: its incremental stream's start and cursor, and where its
+    list of purged dossiers starts."""
+
+    number: int
+    updated_since: str
+    after: str | None
+    deleted_since: str | None
+
+
+@dataclass
+class Changes:
+    """One démarche's part of a `changes` answer: metadata (as `demarche` gives it), the first page of
+    changed dossiers (as `dossier_pages` yields them) and the first page of each deletion list."""
+
+    meta: dict[str, Any]
+    page: dict[str, Any]
+    pending: dict[str, Any]
+    deleted: dict[str, Any]
 
 
 class RateLimiter:
@@ -412,10 +434,47 @@ class DSClient:
         serialise it; `PageError` if it keeps timing out; `NotFoundError` once it is gone."""
         return self.answer("rereadDossier", {"number": number}, partial=True)
 
-    def deletion_pages(self, number: int, deleted_since: str | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        """Yields ("masque" | "supprime", items): hidden dossiers awaiting purge, then purged ones."""
+    def changes(self, targets: Sequence[ChangesTarget]) -> dict[int, Changes] | None:
+        """One request for one or two démarches (`getChanges`): metadata, the first page of dossiers changed
+        since each checkpoint and the first page of each deletion list.
+
+        None when the answer is not whole (a dossier DS cannot serialise, a page that keeps failing): the
+        caller then reads the usual way, which isolates and names the dossier at fault."""
+        if not 1 <= len(targets) <= 2:
+            raise ValueError("getChanges asks for one or two démarches")
+        variables: dict[str, Any] = {}
+        for alias, target in zip("AB", targets, strict=False):
+            variables.update({f"number{alias}": target.number, f"since{alias}": target.updated_since,
+                              f"after{alias}": target.after, f"deletedSince{alias}": target.deleted_since})
+        variables["withB"] = len(targets) == 2
+        try:
+            answer = self.answer("getChanges", variables, partial=True)
+        except PageError:
+            return None
+        if answer.bad or answer.data is None:
+            return None
+        out: dict[int, Changes] = {}
+        for alias, target in zip("ab", targets, strict=False):
+            demarche = dict(answer.data[alias])
+            page = demarche.pop("dossiers")
+            pending, deleted = demarche.pop("pendingDeletedDossiers"), demarche.pop("deletedDossiers")
+            retention = (answer.data.get(f"descriptor{alias.upper()}") or {}).get("dureeConservationDossiers")
+            page["warnings"] = [w for w in answer.warnings if w.startswith(f"{alias}.")]
+            page["unreadable"] = []
+            out[target.number] = Changes({**demarche, "dureeConservationDossiers": retention}, page, pending, deleted)
+        return out
+
+    def deletion_pages(self, number: int, deleted_since: str | None, *,
+                       after: Changes | None = None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """Yields ("masque" | "supprime", items): hidden dossiers awaiting purge, then purged ones.
+
+        `after`: go on past the first pages a `changes` answer already gave."""
         cursors: dict[str, str | None] = {"pending": None, "deleted": None}
         wanted = {"pending": True, "deleted": True}
+        if after is not None:
+            for key, connection in (("pending", after.pending), ("deleted", after.deleted)):
+                wanted[key] = bool(connection["pageInfo"]["hasNextPage"])
+                cursors[key] = connection["pageInfo"]["endCursor"]
         while any(wanted.values()):
             data = self.execute("getDeletions", {
                 "number": number, "pendingAfter": cursors["pending"], "withPending": wanted["pending"],

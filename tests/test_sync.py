@@ -67,7 +67,7 @@ def test_a_first_sync_stores_every_visible_dossier_once_with_its_data(
     assert db.execute("SELECT count(*) FROM v_champs").fetchone()[0] > 0
 
 
-def test_a_second_sync_without_changes_makes_three_requests_per_demarche_plus_one_per_incomplete_company(
+def test_a_second_sync_without_changes_makes_one_request_for_both_demarches_plus_one_per_incomplete_company(
         server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
     run_sync(server, tmp_path / "a.db", dataset.numbers)
     before = content(tmp_path / "a.db")
@@ -77,10 +77,11 @@ def test_a_second_sync_without_changes_makes_three_requests_per_demarche_plus_on
     assert incomplete >= 1  # the dataset has one: DS may complete it without touching the dossier
     server.stats.reset()
     summaries = run_sync(server, tmp_path / "a.db", dataset.numbers)
-    # Metadata, one page of the incremental stream (its overlap included) and deletions per démarche,
-    # and a re-read by number of each demandeur whose company data DS had not fetched.
-    assert server.stats.operations == {"getDemarche": 2, "getDossiers": 2, "getDeletions": 2,
-                                       "rereadDossier": incomplete}
+    # One request for both démarches: metadata, one page of each incremental stream (its overlap for late
+    # commits included) and of each deletion list; then a re-read by number of each demandeur whose company
+    # data DS had not fetched.
+    assert server.stats.operations == {"getChanges": 1, "rereadDossier": incomplete}
+    assert server.stats.requests == 1 + incomplete
     assert all(s.nouveaux == s.modifies == s.supprimes == s.restaures == 0 for s in summaries)
     assert content(tmp_path / "a.db") == before
 

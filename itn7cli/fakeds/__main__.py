@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate-window", type=int, default=60, help="length of the fixed rate-limit windows, seconds")
     p.add_argument("--files-size", type=int, default=None, help="size in bytes of every attachment")
     p.add_argument("--url-ttl", type=float, default=3600.0, help="life of signed file URLs, seconds")
+    p.add_argument("--stats", default=None, help="JSON file written on exit: requests, operations, per minute")
     args = p.parse_args(argv)
     labo = args.labo if args.labo is not None else max(1, args.dossiers // 5)
     dataset = Dataset.generate(
@@ -58,7 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"general={dataset.numbers['general']} labo={dataset.numbers['labo']}", flush=True)
         while not stop.wait(0.2):
             pass
+    if args.stats:
+        write_stats(server, args.token, args.stats)
     return 0
+
+
+def write_stats(server: FakeDS, token: str, path: str) -> None:
+    """The server's counters as JSON, for a benchmark that ran it in another process."""
+    stats = server.stats
+    summary = {"requests": stats.requests, "operations": dict(stats.operations), "throttled": stats.throttled,
+               "per_minute": {str(minute): n for minute, n in stats.per_minute(token).items()}}
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(summary, out)
 
 
 if __name__ == "__main__":

@@ -86,13 +86,9 @@ def incremental_stream(db: sqlite_utils.Database, number: int) -> dict[str, Any]
     """The démarche's incremental stream: resumed where an interrupted run left it, else started afresh
     from `next_since` (the previous run's start on the server's clock, minus an overlap) or, after a
     full pull, from the full pull's start."""
-    current = state(db, number)
-    rows = list(db.query("SELECT * FROM sync_streams WHERE demarche_number = ? AND name = 'incremental'", [number]))
-    since = current["incremental_since"]
-    if rows and rows[0]["done"] and current.get("next_since"):
-        since = current["next_since"]
-    elif rows and rows[0]["updated_since"] == since:
-        return rows[0]  # interrupted (or from before `next_since` existed): go on from its cursor
+    since, row = _incremental_start(db, number)
+    if row is not None:
+        return row  # interrupted (or from before `next_since` existed): go on from its cursor
     with db.atomic():
         db.execute("UPDATE sync_state SET incremental_since = ?, next_since = NULL WHERE demarche_number = ?",
                    [since, number])
@@ -100,6 +96,25 @@ def incremental_stream(db: sqlite_utils.Database, number: int) -> dict[str, Any]
                   "cursor": None, "done": 0, "pages": 0}
         db.table("sync_streams").upsert(stream, pk=STREAM_KEY)
     return stream
+
+
+def _incremental_start(db: sqlite_utils.Database, number: int) -> tuple[str, dict[str, Any] | None]:
+    """Where the incremental stream starts, and its stored row when it goes on from there."""
+    current = state(db, number)
+    rows = list(db.query("SELECT * FROM sync_streams WHERE demarche_number = ? AND name = 'incremental'", [number]))
+    since = current["incremental_since"]
+    if rows and rows[0]["done"] and current.get("next_since"):
+        return current["next_since"], None
+    if rows and rows[0]["updated_since"] == since:
+        return since, rows[0]
+    return since, None
+
+
+def incremental_plan(db: sqlite_utils.Database, number: int) -> tuple[str, str | None]:
+    """(updatedSince, cursor) the incremental stream will read from, without writing anything:
+    `incremental_stream` later opens that very stream."""
+    since, row = _incremental_start(db, number)
+    return since, (row["cursor"] if row is not None else None)
 
 
 def set_next_since(db: sqlite_utils.Database, number: int, since: str) -> None:
