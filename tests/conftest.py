@@ -1,11 +1,16 @@
-"""Shared fixtures: a clean environment, the real schema when ../shared is there."""
+"""Shared fixtures: a clean environment, the real schema when ../shared is there, the fake DS."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+
+from .syncutil import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SCHEMA = ROOT.parent / "shared" / "ds" / "schema.graphql"
@@ -27,3 +32,11 @@ def real_schema_text() -> str:
         pytest.skip(f"{REAL_SCHEMA} absent : validation contre le vrai schéma DS non exécutée "
                     "(le dossier ../shared n'est présent qu'en CI et chez les développeurs)")
     return REAL_SCHEMA.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def server(dataset: Dataset) -> Iterator[FakeDS]:
+    """The fake DS over the module's `dataset`, with the read-only test token; a module needing other
+    tokens defines its own `server`."""
+    with FakeDS(dataset, tokens={TOKEN: TokenSpec()}) as running:
+        yield running

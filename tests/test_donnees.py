@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 from itn7cli import config, donnees, store
 from itn7cli.cli import app
 from itn7cli.errors import StoreError
-from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+from itn7cli.fakeds import Dataset, FakeDS
 
-from .syncutil import TOKEN, content, env_for, run_sync
+from .syncutil import content, env_for, run_sync
 
 COUNTS = {"general": 30, "labo": 12}
 PROJECT_TITLE = "Q2hhbXAtMTAxMg=="  # Intitulé du projet
@@ -121,12 +121,6 @@ def test_a_bug_while_migrating_propagates_instead_of_calling_the_database_unread
 @pytest.fixture
 def dataset() -> Dataset:
     return Dataset.generate(seed=5, counts=COUNTS)
-
-
-@pytest.fixture
-def server(dataset: Dataset) -> Iterator[FakeDS]:
-    with FakeDS(dataset, tokens={TOKEN: TokenSpec()}) as running:
-        yield running
 
 
 def settings_for(tmp_path: Path, name: str = "a.db", **kwargs: Any) -> config.Settings:

@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,12 +32,6 @@ COUNTS = {"general": 230, "labo": 40}
 @pytest.fixture
 def dataset() -> Dataset:
     return Dataset.generate(seed=11, counts=COUNTS)
-
-
-@pytest.fixture
-def server(dataset: Dataset) -> Iterator[FakeDS]:
-    with FakeDS(dataset, tokens={TOKEN: TokenSpec()}) as running:
-        yield running
 
 
 def test_a_first_sync_stores_every_visible_dossier_once_with_its_data(

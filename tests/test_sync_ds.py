@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,12 +27,6 @@ POPULATION = "Population de la collectivité (population municipale INSEE)"
 @pytest.fixture
 def dataset() -> Dataset:
     return Dataset.generate(seed=5, counts=COUNTS)
-
-
-@pytest.fixture
-def server(dataset: Dataset) -> Iterator[FakeDS]:
-    with FakeDS(dataset, tokens={TOKEN: TokenSpec()}) as running:
-        yield running
 
 
 def live_numbers(path: Path) -> list[int]:
