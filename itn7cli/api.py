@@ -70,24 +70,30 @@ class Answer:
 
 @dataclass(frozen=True)
 class ChangesTarget:
-    """One démarche of a `changes` request: its incremental stream's start and cursor, and where its
-    list of purged dossiers starts."""
+    """One démarche of a `changes` request: where its incremental stream starts (and its cursor) and where
+    its list of purged dossiers starts. `changes`: ask for the first page of changed dossiers (an
+    incremental run); `newest`: ask for the date of the most recently updated dossier (a full pull)."""
 
     number: int
     updated_since: str
     after: str | None
     deleted_since: str | None
+    changes: bool = True
+    newest: bool = False
 
 
 @dataclass
 class Changes:
     """One démarche's part of a `changes` answer: metadata (as `demarche` gives it), the first page of
-    changed dossiers (as `dossier_pages` yields them) and the first page of each deletion list."""
+    changed dossiers (as `dossier_pages` yields them; None when not asked for, or not whole: a dossier DS
+    could not serialise, which the usual reading then names), the first page of each deletion list (None:
+    not read yet), and the date of the most recently updated dossier (None when not asked for or unknown)."""
 
     meta: dict[str, Any]
-    page: dict[str, Any]
-    pending: dict[str, Any]
-    deleted: dict[str, Any]
+    page: dict[str, Any] | None
+    pending: dict[str, Any] | None
+    deleted: dict[str, Any] | None
+    newest: str | None = None
 
 
 class RateLimiter:
@@ -435,33 +441,44 @@ class DSClient:
         return self.answer("rereadDossier", {"number": number}, partial=True)
 
     def changes(self, targets: Sequence[ChangesTarget]) -> dict[int, Changes] | None:
-        """One request for one or two démarches (`getChanges`): metadata, the first page of dossiers changed
-        since each checkpoint and the first page of each deletion list.
+        """One request for one or two démarches (`getChanges`): metadata, the first page of each deletion
+        list and, as each target asks, the first page of dossiers changed since its checkpoint or the date
+        of its most recently updated dossier.
 
-        None when the answer is not whole (a dossier DS cannot serialise, a page that keeps failing): the
-        caller then reads the usual way, which isolates and names the dossier at fault."""
+        None when the request keeps failing (a page that keeps timing out): the caller then reads the usual
+        way, which isolates and names the dossier at fault."""
         if not 1 <= len(targets) <= 2:
             raise ValueError("getChanges asks for one or two démarches")
         variables: dict[str, Any] = {}
         for alias, target in zip("AB", targets, strict=False):
             variables.update({f"number{alias}": target.number, f"since{alias}": target.updated_since,
-                              f"after{alias}": target.after, f"deletedSince{alias}": target.deleted_since})
+                              f"after{alias}": target.after, f"deletedSince{alias}": target.deleted_since,
+                              f"changes{alias}": target.changes, f"newest{alias}": target.newest})
         variables["withB"] = len(targets) == 2
         try:
             answer = self.answer("getChanges", variables, partial=True)
         except PageError:
             return None
-        if answer.bad or answer.data is None:
+        if answer.data is None or any(answer.data.get(alias) is None for alias in "ab"[:len(targets)]):
             return None
+        # Bad data nulls one dossier of a page (`invalid_null`): that page alone is dropped.
+        broken = {tuple(error.get("path") or ())[:2] for error in answer.bad}
         out: dict[int, Changes] = {}
         for alias, target in zip("ab", targets, strict=False):
             demarche = dict(answer.data[alias])
-            page = demarche.pop("dossiers")
+            page, newest = demarche.pop("dossiers", None), demarche.pop("newest", None)
             pending, deleted = demarche.pop("pendingDeletedDossiers"), demarche.pop("deletedDossiers")
+            if (alias, "pendingDeletedDossiers") in broken or (alias, "deletedDossiers") in broken:
+                return None
+            if page is not None and (alias, "dossiers") not in broken:
+                page["warnings"] = [w for w in answer.warnings if w.startswith(f"{alias}.")]
+                page["unreadable"] = []
+            else:
+                page = None
+            last = [n for n in (newest or {}).get("nodes") or () if n]
             retention = (answer.data.get(f"descriptor{alias.upper()}") or {}).get("dureeConservationDossiers")
-            page["warnings"] = [w for w in answer.warnings if w.startswith(f"{alias}.")]
-            page["unreadable"] = []
-            out[target.number] = Changes({**demarche, "dureeConservationDossiers": retention}, page, pending, deleted)
+            out[target.number] = Changes({**demarche, "dureeConservationDossiers": retention}, page, pending,
+                                         deleted, last[0]["dateDerniereModification"] if last else None)
         return out
 
     def deletion_pages(self, number: int, deleted_since: str | None, *,
@@ -473,8 +490,9 @@ class DSClient:
         wanted = {"pending": True, "deleted": True}
         if after is not None:
             for key, connection in (("pending", after.pending), ("deleted", after.deleted)):
-                wanted[key] = bool(connection["pageInfo"]["hasNextPage"])
-                cursors[key] = connection["pageInfo"]["endCursor"]
+                if connection is not None:
+                    wanted[key] = bool(connection["pageInfo"]["hasNextPage"])
+                    cursors[key] = connection["pageInfo"]["endCursor"]
         while any(wanted.values()):
             data = self.execute("getDeletions", {
                 "number": number, "pendingAfter": cursors["pending"], "withPending": wanted["pending"],

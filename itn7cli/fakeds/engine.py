@@ -184,21 +184,28 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def _page(
-    rows: list[tuple[datetime, int, Any]], first: int | None, after: str | None
+    rows: list[tuple[datetime, int, Any]], first: int | None, after: str | None, last: int | None = None
 ) -> tuple[list[tuple[datetime, int, Any]], dict[str, Any]]:
-    if first is not None and first < 0:
-        raise api_error("Argument 'first' on Field 'dossiers' has an invalid value", "bad_request")
-    size = MAX_PAGE if first is None else min(first, MAX_PAGE)
+    for name, value in (("first", first), ("last", last)):
+        if value is not None and value < 0:
+            raise api_error(f"Argument '{name}' on Field 'dossiers' has an invalid value", "bad_request")
+    if first is not None and last is not None:  # DS cursor_connection.rb `ensure_valid_params`
+        raise api_error("Arguments 'first' and 'last' are exclusive", "bad_request")
+    asked = last if last is not None else first
+    size = MAX_PAGE if asked is None else min(asked, MAX_PAGE)
     rows.sort(key=lambda r: (r[0], r[1]))
     if after is not None:
         key = decode_cursor(after)
         rows = [r for r in rows if (r[0], r[1]) > key]
-    page = rows[: size + 1]
-    has_next = len(page) > size
-    page = page[:size]
+    if last is not None:  # the last `last` rows: no next page, a previous one if rows were left out
+        page, has_next, has_previous = rows[len(rows) - size:] if size else [], False, len(rows) > size
+    else:
+        page = rows[: size + 1]
+        has_next, has_previous = len(page) > size, after is not None
+        page = page[:size]
     info = {
         "hasNextPage": has_next,
-        "hasPreviousPage": after is not None,
+        "hasPreviousPage": has_previous,
         "startCursor": encode_cursor(page[0][0], page[0][1]) if page else None,
         "endCursor": encode_cursor(page[-1][0], page[-1][1]) if page else None,
     }
@@ -251,6 +258,7 @@ def resolve_dossiers(
     createdSince: str | None = None,
     state: str | None = None,
     archived: bool | None = None,
+    last: int | None = None,
 ) -> dict[str, Any]:
     ds = _ctx(info).dataset
     updated = parse_datetime(updatedSince, "updatedSince")
@@ -267,7 +275,7 @@ def resolve_dossiers(
                     rows.append((d.updated_at, d.db_id, d))
             elif created is None or d.depose_at >= created:
                 rows.append((d.depose_at, d.db_id, d))
-        page, page_info = _page(rows, first, after)
+        page, page_info = _page(rows, first, after, last)
         nodes = [ds.render(r[2]) for r in page]
     return {"nodes": nodes, "pageInfo": page_info}
 

@@ -299,3 +299,10 @@ def m011_personal_data(db: sqlite_utils.Database) -> None:
         "CREATE TABLE erasure_requests (number INTEGER PRIMARY KEY, requested_at TEXT)",
     ):
         db.execute(statement)
+
+
+@migrations()
+def m012_stream_ranges(db: sqlite_utils.Database) -> None:
+    # A full pull's stream covers dossiers updated from `updated_since` up to `until` (excluded; NULL: no
+    # end), so a démarche's first pull can be split into time ranges read side by side.
+    db.execute("ALTER TABLE sync_streams ADD COLUMN until TEXT")

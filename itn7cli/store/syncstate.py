@@ -45,23 +45,42 @@ def start_runs(db: sqlite_utils.Database, demarches: Sequence[tuple[str, Mapping
     return runs
 
 
-def open_full(db: sqlite_utils.Database, number: int, run_id: int, started: str, epoch: str,
-              states: Sequence[str]) -> None:
-    """Starts a full pull: one stream per dossier state from `epoch`; `started` (server clock) is where
-    the incremental stream will begin."""
+def open_full(db: sqlite_utils.Database, number: int, run_id: int, started: str,
+              streams: Sequence[Mapping[str, Any]]) -> None:
+    """Starts a full pull with the given streams ({name, updated_since, state, until}); `started` (server
+    clock) is where the incremental stream will begin."""
     with db.atomic():
         db.table("sync_state").upsert({**state(db, number), "full_run": run_id, "full_started_at": started},
                                       pk="demarche_number")
         db.execute("DELETE FROM sync_streams WHERE demarche_number = ? AND name LIKE 'full:%'", [number])
         db.table("sync_streams").insert_all(
-            [{"demarche_number": number, "name": f"full:{s}", "updated_since": epoch, "state": s,
-              "cursor": None, "done": 0, "pages": 0} for s in states], pk=STREAM_KEY)
+            [{"demarche_number": number, "name": s["name"], "updated_since": s["updated_since"], "state": s["state"],
+              "until": s.get("until"), "cursor": None, "done": 0, "pages": 0} for s in streams], pk=STREAM_KEY)
+
+
+def split_stream(db: sqlite_utils.Database, number: int, name: str, at: str, new_name: str) -> None:
+    """Gives the end of a full pull's stream, from `at` on, to a new stream of its own: the old one now
+    stops at `at`, the new one reads from `at` to where the old one stopped."""
+    with db.atomic():
+        row = db.execute("SELECT state, until FROM sync_streams WHERE demarche_number = ? AND name = ?",
+                         [number, name]).fetchone()
+        db.execute("UPDATE sync_streams SET until = ? WHERE demarche_number = ? AND name = ?", [at, number, name])
+        db.table("sync_streams").insert({"demarche_number": number, "name": new_name, "updated_since": at,
+                                         "state": row[0], "until": row[1], "cursor": None, "done": 0, "pages": 0},
+                                        pk=STREAM_KEY)
 
 
 def pending_full_streams(db: sqlite_utils.Database, number: int) -> list[dict[str, Any]]:
     """The full pull's streams not finished yet."""
     return list(db.query(
-        "SELECT * FROM sync_streams WHERE demarche_number = ? AND name LIKE 'full:%' AND done = 0", [number]))
+        "SELECT * FROM sync_streams WHERE demarche_number = ? AND name LIKE 'full:%' AND done = 0 ORDER BY name",
+        [number]))
+
+
+def full_stream_names(db: sqlite_utils.Database, number: int) -> list[str]:
+    """Every stream of the démarche's full pull, finished or not."""
+    return [r[0] for r in db.execute("SELECT name FROM sync_streams WHERE demarche_number = ? AND name LIKE 'full:%'",
+                                     [number])]
 
 
 def close_full(db: sqlite_utils.Database, number: int) -> None:

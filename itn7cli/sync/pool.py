@@ -1,0 +1,93 @@
+"""The fetching side of a sync: jobs on threads, at most `size` at once, and one queue to the writer.
+
+Threads fetch, the calling thread writes: SQLite has one writer, the network many waits. A job
+puts its pages on the queue and ends with one message marked `ended`; any failure is handed to
+the writer, which stops everything.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .ranges import Stream
+
+
+@dataclass
+class Work:
+    """A message from a fetching thread to the writer: a page, a page of deletions, or the job's end."""
+
+    stream: Stream | None = None
+    page: dict[str, Any] | None = None
+    deletions: tuple[str, list[dict[str, Any]]] | None = None
+    demarche: int = 0
+    ended: bool = False
+    error: BaseException | None = None
+
+
+Job = Callable[["Pool"], None]
+
+
+class Pool:
+    """Fetch jobs on daemon threads, started in the order they were added as slots free up."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        # Pages wait here for the one writer, which is the slower side: a deeper queue would only hold
+        # more parsed pages in memory.
+        self.results: queue.Queue[Work] = queue.Queue(maxsize=2)
+        self.stop = threading.Event()
+        self._pending: deque[Job] = deque()
+        self._running = 0
+
+    def add(self, job: Job) -> None:
+        self._pending.append(job)
+        self._fill()
+
+    def free(self) -> int:
+        """Slots nobody runs or waits for."""
+        return self.size - self._running - len(self._pending)
+
+    def put(self, work: Work) -> bool:
+        """Hands a result to the writer (waiting while the queue is full); False once the sync stops."""
+        while not self.stop.is_set():
+            try:
+                self.results.put(work, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next(self) -> Work | None:
+        """The next result for the writer, None once every job has ended; a job's failure is raised here."""
+        while self._running:
+            try:
+                work = self.results.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if work.error is not None:
+                raise work.error
+            if work.ended:
+                self._running -= 1
+                self._fill()
+            return work
+        return None
+
+    def close(self) -> None:
+        """Stops every job at its next page."""
+        self.stop.set()
+
+    def _fill(self) -> None:
+        while self._pending and self._running < self.size:
+            threading.Thread(target=self._run, args=(self._pending.popleft(),), daemon=True).start()
+            self._running += 1
+
+    def _run(self, job: Job) -> None:
+        try:
+            job(self)
+        except BaseException as exc:  # handed to the writer, which stops everything
+            self.put(Work(error=exc, ended=True))

@@ -1,0 +1,97 @@
+"""A full pull's streams as time ranges: which part of a page a stream keeps, and where to split one.
+
+Each stream of a full pull reads one dossier state (DS's `state` filter) from `updated_since` on, in
+keyset order on (updated_at, id), and stops before `until` (none: to the end). A stream with much
+left is split in two at a whole second inside what it has left: it keeps the first half, a new
+stream reads the second. `dateDerniereModification` is `updated_at` cut to the second, so with
+whole-second bounds "before `until`" reads the same on both sides of the cut, and every dossier
+belongs to exactly one stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# A split pays when the stream has about this many dossiers left (one page and a half): below it,
+# the new stream's first request would cost more than the pages it takes over.
+SPLIT_WORTH = 150
+ONE_SECOND = timedelta(seconds=1)
+
+
+@dataclass
+class Stream:
+    """One resumable stream of pages; `position` and `density` are its fetching thread's progress."""
+
+    demarche: int
+    name: str
+    updated_since: str
+    state: str | None
+    cursor: str | None
+    seen_run: int | None = None
+    until: str | None = None
+    position: datetime | None = None  # updated_at of the last dossier fetched
+    density: float = 0.0  # dossiers per second of updated_at, on its last full page
+    done: bool = False  # its last page is saved (the writer's own mark)
+
+    @property
+    def full(self) -> bool:
+        return self.name.startswith("full:")
+
+    def note(self, page: dict[str, Any]) -> None:
+        """Called by the fetching thread with each page it gets."""
+        moments = page_moments(page)
+        if not moments:
+            return
+        self.position = moments[-1]
+        if page["pageInfo"]["hasNextPage"] and len(moments) > 1:
+            self.density = len(moments) / max(1.0, (moments[-1] - moments[0]).total_seconds())
+
+    def past_end(self) -> bool:
+        """Whether the pages fetched so far reach the stream's end: no need to ask for more."""
+        return self.until is not None and self.position is not None and self.position >= moment(self.until)
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def page_moments(page: dict[str, Any]) -> list[datetime]:
+    """The updated_at of each dossier of a page, read whole or only named (unreadable), in page order."""
+    named = [stub for stub, _message in page.get("unreadable") or ()]
+    return sorted(moment(n["dateDerniereModification"]) for n in [*page["nodes"], *named] if n)
+
+
+def within(page: dict[str, Any], until: str | None) -> tuple[dict[str, Any], bool]:
+    """The part of a page that belongs to a stream ending at `until`, and whether the stream ends there."""
+    if until is None:
+        return page, False
+    end = moment(until)
+    nodes = [n for n in page["nodes"] if n and moment(n["dateDerniereModification"]) < end]
+    unreadable = [(stub, message) for stub, message in page.get("unreadable") or ()
+                  if moment(stub["dateDerniereModification"]) < end]
+    if len(nodes) == sum(1 for n in page["nodes"] if n) and len(unreadable) == len(page.get("unreadable") or ()):
+        return page, False
+    info = {**page["pageInfo"], "hasNextPage": False}
+    return {**page, "nodes": nodes, "unreadable": unreadable, "pageInfo": info}, True
+
+
+def split_point(stream: Stream, newest: datetime | None) -> tuple[datetime, float] | None:
+    """Where to split a stream so that both halves have about as much left, with the dossiers it has
+    left by estimate; None when a split would not pay. An open stream (no `until`) ends, for this
+    estimate, at the démarche's most recently updated dossier."""
+    if stream.position is None or stream.density <= 0:
+        return None
+    end = moment(stream.until) if stream.until else (newest + ONE_SECOND if newest else None)
+    if end is None or end <= stream.position:
+        return None
+    left = (end - stream.position).total_seconds() * stream.density
+    at = (stream.position + (end - stream.position) / 2).replace(microsecond=0)
+    if left < SPLIT_WORTH or not stream.position < at < end:
+        return None
+    return at, left
