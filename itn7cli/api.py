@@ -30,6 +30,7 @@ PAGE_SIZE = 100  # the API's cap
 # Codes of errors that leave the rest of the answer usable: DS nulls the one dossier it cannot
 # serialise (`invalid_null`), or one field the token may not see (`unauthorized` below a dossier).
 BAD_DATA = "invalid_null"
+DOSSIER_STATES = ("en_construction", "en_instruction", "accepte", "refuse", "sans_suite")
 
 
 def retryable_status(status: int) -> bool:
@@ -72,7 +73,8 @@ class Answer:
 class ChangesTarget:
     """One démarche of a `changes` request: where its incremental stream starts (and its cursor) and where
     its list of purged dossiers starts. `changes`: ask for the first page of changed dossiers (an
-    incremental run); `newest`: ask for the date of the most recently updated dossier (a full pull)."""
+    incremental run); `newest`: ask for the date of the most recently updated dossier of each state (a
+    full pull)."""
 
     number: int
     updated_since: str
@@ -87,13 +89,14 @@ class Changes:
     """One démarche's part of a `changes` answer: metadata (as `demarche` gives it), the first page of
     changed dossiers (as `dossier_pages` yields them; None when not asked for, or not whole: a dossier DS
     could not serialise, which the usual reading then names), the first page of each deletion list (None:
-    not read yet), and the date of the most recently updated dossier (None when not asked for or unknown)."""
+    not read yet), and the date of the most recently updated dossier of each state (when asked for; a
+    state without dossiers has none)."""
 
     meta: dict[str, Any]
     page: dict[str, Any] | None
     pending: dict[str, Any] | None
     deleted: dict[str, Any] | None
-    newest: str | None = None
+    newest: dict[str, str] = field(default_factory=dict)
 
 
 class RateLimiter:
@@ -466,7 +469,12 @@ class DSClient:
         out: dict[int, Changes] = {}
         for alias, target in zip("ab", targets, strict=False):
             demarche = dict(answer.data[alias])
-            page, newest = demarche.pop("dossiers", None), demarche.pop("newest", None)
+            page = demarche.pop("dossiers", None)
+            newest = {}
+            for state in DOSSIER_STATES:
+                last = [n for n in (demarche.pop(state, None) or {}).get("nodes") or () if n]
+                if last:
+                    newest[state] = last[0]["dateDerniereModification"]
             pending, deleted = demarche.pop("pendingDeletedDossiers"), demarche.pop("deletedDossiers")
             if (alias, "pendingDeletedDossiers") in broken or (alias, "deletedDossiers") in broken:
                 return None
@@ -475,10 +483,9 @@ class DSClient:
                 page["unreadable"] = []
             else:
                 page = None
-            last = [n for n in (newest or {}).get("nodes") or () if n]
             retention = (answer.data.get(f"descriptor{alias.upper()}") or {}).get("dureeConservationDossiers")
             out[target.number] = Changes({**demarche, "dureeConservationDossiers": retention}, page, pending,
-                                         deleted, last[0]["dateDerniereModification"] if last else None)
+                                         deleted, newest)
         return out
 
     def deletion_pages(self, number: int, deleted_since: str | None, *,

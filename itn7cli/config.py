@@ -70,7 +70,7 @@ class Settings:
     config_file: Path | None = None
     # Sync politeness: the API allows 400 requests/minute per token.
     requests_per_minute: int = 300
-    concurrency: int = 6
+    concurrency: int = 8
     timeout_seconds: float = 60.0
     # Call rules (RULES.md), all overridable in itn7.toml.
     sessions: tuple[datetime, ...] = field(

@@ -30,7 +30,7 @@ import sqlite_utils
 from filelock import FileLock, Timeout
 
 from .. import store
-from ..api import Changes, ChangesTarget, DSClient, NotFoundError
+from ..api import DOSSIER_STATES, Changes, ChangesTarget, DSClient, NotFoundError
 from ..config import Settings
 from ..errors import ApiError, ConfigError, Itn7Error, StoreError
 from .ranges import Stream
@@ -38,7 +38,7 @@ from .summary import AfterPage, Progress, Summary
 from .writer import Writer
 
 EPOCH = "2000-01-01T00:00:00+00:00"
-STATES = ("en_construction", "en_instruction", "accepte", "refuse", "sans_suite")
+STATES = DOSSIER_STATES
 # Rows committed late and clock skew: the incremental stream starts this long before the full pull,
 # and each later run this long before the previous run started (both on the server's clock).
 CLOCK_MARGIN = timedelta(minutes=10)

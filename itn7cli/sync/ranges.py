@@ -84,7 +84,7 @@ def within(page: dict[str, Any], until: str | None) -> tuple[dict[str, Any], boo
 def split_point(stream: Stream, newest: datetime | None) -> tuple[datetime, float] | None:
     """Where to split a stream so that both halves have about as much left, with the dossiers it has
     left by estimate; None when a split would not pay. An open stream (no `until`) ends, for this
-    estimate, at the démarche's most recently updated dossier."""
+    estimate, at its state's most recently updated dossier."""
     if stream.position is None or stream.density <= 0:
         return None
     end = moment(stream.until) if stream.until else (newest + ONE_SECOND if newest else None)

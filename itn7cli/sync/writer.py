@@ -32,7 +32,7 @@ class Writer:
         self.fulls: list[int] = []
         self.active: dict[int, list[Stream]] = {}  # full pulls' streams started and not ended
         self.fresh: dict[int, list[Stream]] = {}  # full pulls started before their plan could be written
-        self.newest: dict[int, datetime | None] = {}
+        self.newest: dict[int, dict[str, datetime]] = {}  # each state's most recently updated dossier
         self.deleted_since: dict[int, str | None] = {}
 
     def attach(self, db: sqlite_utils.Database) -> None:
@@ -89,8 +89,7 @@ class Writer:
         runs = syncstate.start_runs(db, [(key, overview[number].meta, self.summaries[number].mode)
                                          for key, number in self.demarches.items()])
         for number in self.fulls:
-            newest = overview[number].newest
-            self.newest[number] = moment(newest) if newest else None
+            self.newest[number] = {state: moment(at) for state, at in overview[number].newest.items()}
             if number in self.fresh:
                 syncstate.open_full(db, number, runs[number], iso(next_since), [
                     {"name": s.name, "updated_since": s.updated_since, "state": s.state} for s in self.fresh[number]])
@@ -130,7 +129,7 @@ class Writer:
         assert self.db is not None
         while self.pool.free() > 0:
             candidates = [(point, s) for n in self.fulls for s in self.active[n]
-                          if not s.done and (point := split_point(s, self.newest[n])) is not None]
+                          if not s.done and (point := split_point(s, self.newest[n].get(s.state or ""))) is not None]
             if not candidates:
                 return
             (at, _left), stream = max(candidates, key=lambda c: c[0][1])

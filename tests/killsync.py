@@ -1,0 +1,46 @@
+"""`python -m tests.killsync KIND`: `itn7 sync` (settings from the environment) that kills itself with
+SIGKILL at a chosen point inside one kind of stream, for the resume tests.
+
+KIND: `state` (after the first page of a stream of one dossier state), `split` (after the first page
+of a stream split from another), `handover` (after the first page of a full pull's incremental
+stream), `deletions` (after the first page of deletions).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+from itn7cli import cli
+from itn7cli.sync import writer
+
+
+def _kill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(kind: str) -> None:
+    save, save_deletions = writer.Writer._save, writer.Writer._save_deletions
+
+    def saved(self: writer.Writer, stream: Any, page: dict[str, Any]) -> None:
+        save(self, stream, page)
+        name = stream.name
+        if {"state": name.startswith("full:") and "@" not in name, "split": "@" in name,
+                "handover": name == "incremental" and stream.seen_run is not None}[kind]:
+            _kill()
+
+    def deletions_saved(self: writer.Writer, *args: Any) -> None:
+        save_deletions(self, *args)
+        if kind == "deletions":
+            _kill()
+
+    writer.Writer._save = saved  # type: ignore[method-assign]
+    writer.Writer._save_deletions = deletions_saved  # type: ignore[method-assign]
+    sys.argv = ["itn7", "sync", "--quiet"]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
