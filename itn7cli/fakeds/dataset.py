@@ -278,6 +278,8 @@ class Dataset:
         self._applicants: list[Applicant] = []
         self._applicant_index = 0
         self._revision_objects: dict[int, dict[str, Any]] = {}
+        # Bumped by every change of what the API shows, so caches of answers know they are stale.
+        self.generation = 0
 
     # ------------------------------------------------------------------ generation
     @classmethod
@@ -585,6 +587,7 @@ class Dataset:
         d.updated_at = last + timedelta(seconds=r.randint(1, 3600), microseconds=r.randint(0, 999_999))
         del files_made
         self.dossiers[number] = d
+        self.generation += 1
         return number
 
     def _annotate(self, d: Dossier, r: random.Random) -> None:
@@ -887,8 +890,12 @@ class Dataset:
     def _touch(self, d: Dossier) -> datetime:
         now = datetime.now(UTC)
         d.updated_at = max(now, d.updated_at + ONE_US)
-        d._rendered = None
+        self._changed(d)
         return d.updated_at
+
+    def _changed(self, d: Dossier) -> None:
+        d._rendered = None
+        self.generation += 1
 
     def _descriptor(self, d: Dossier, id_or_label: str | int) -> Descriptor:
         for desc in d.revision.all_descriptors().values():
@@ -919,7 +926,7 @@ class Dataset:
             d.en_instruction_at = d.processed_at = None
             d.motivation = None
             d.traitements = d.traitements[:1]
-        d._rendered = None
+        self._changed(d)
 
     def set_state(self, number: int, state: str, motivation: str | None = None) -> None:
         """Move a dossier to `state`, recording a traitement like the instructeur's action would."""
@@ -976,7 +983,7 @@ class Dataset:
         else:
             raise ValueError(by)
         d.updated_at = max(when, d.updated_at + ONE_US)
-        d._rendered = None
+        self._changed(d)
 
     def hide(self, number: int, by: str = "administration") -> None:
         """Hide a dossier: by "administration", by its "usager", or by "expired" retention."""
@@ -1001,6 +1008,7 @@ class Dataset:
         rec = DeletedRecord(d.db_id, d.number, d.key, d.state, reason, deleted_at)
         self.deleted[self.numbers[d.key]].append(rec)
         del self.dossiers[d.number]
+        self.generation += 1
         return rec
 
     def purge(self, number: int) -> DeletedRecord:
@@ -1048,7 +1056,7 @@ class Dataset:
         with self.lock:
             d = self.dossiers[number]
             d.bad_data = bad
-            d._rendered = None
+            self._changed(d)
 
     def add_raw_champ(self, number: int, champ: dict[str, Any]) -> None:
         """Append a champ as given (`_kind` picks its GraphQL type: "RNA", "DossierLink" with `linked`…)."""
@@ -1075,7 +1083,7 @@ class Dataset:
             d.uncommitted = None
             d.values[stable_id] = value
             d.updated_at = d.champs_updated_at = d.champ_updated[stable_id] = stamped
-            d._rendered = None
+            self._changed(d)
 
     def complete_company(self, number: int) -> None:
         """API Entreprise answers again: the demandeur becomes a PersonneMorale, the dossier untouched
@@ -1086,7 +1094,7 @@ class Dataset:
             if a.typename == "PersonneMoraleIncomplete":
                 d.applicant = Applicant("PersonneMorale", a.siret, "COMMUNE DE NICE", "7210", "Commune", "06088",
                                         "Nice", "06000", "06", 342669)
-                d._rendered = None
+                self._changed(d)
 
     def groupe_instructeurs(self, number: int) -> list[int]:
         """Instructeur ids (the integer part) of a dossier's groupe."""

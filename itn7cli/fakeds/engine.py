@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     DocumentNode,
@@ -32,6 +32,9 @@ from . import mutations
 from .control import Stats, TokenSpec
 from .dataset import PARIS, Dataset, Demarche, Dossier, paris
 from .files import FileSpec
+
+if TYPE_CHECKING:
+    from .renders import RenderCache
 
 MAX_PAGE = 100
 # Champ kinds whose precise GraphQL type is returned only when the document names it.
@@ -81,6 +84,7 @@ class RequestContext:
     named: frozenset[str]
     sign: Callable[[FileSpec], str]
     stats: Stats
+    renders: RenderCache | None = None  # completed dossiers to reuse (`FakeDS(warm=True)`), else none
 
 
 @dataclass
@@ -497,8 +501,11 @@ def run(
     """Execute a prepared document; returns the JSON-ready response body."""
     if prepared.errors or prepared.document is None:
         return {"errors": [e.formatted for e in prepared.errors]}
+    from .renders import CachingExecutor
+
     result = execute(
-        schema(), prepared.document, context_value=ctx, variable_values=variables, operation_name=operation_name
+        schema(), prepared.document, context_value=ctx, variable_values=variables, operation_name=operation_name,
+        executor_class=CachingExecutor if ctx.renders is not None else None,
     )
     if not isinstance(result, ExecutionResult):  # resolvers are synchronous; never awaitable
         raise TypeError("unexpected awaitable result")

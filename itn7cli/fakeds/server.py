@@ -20,8 +20,9 @@ from graphql import OperationType
 
 from .control import Faults, Stats, TokenSpec
 from .dataset import Dataset
-from .engine import DocumentCache, RequestContext, run, schema
+from .engine import DocumentCache, Prepared, RequestContext, run, schema
 from .files import FileSpec, Storage
+from .renders import URL_LIFE_SHARE, RenderCache, warm_up
 
 GRAPHQL_PATH = "/api/v2/graphql"
 THROTTLED_BODY = (
@@ -63,7 +64,9 @@ class FakeDS:
 
     `tokens` maps a bearer token to its `TokenSpec`; `rate_limit` is requests per window per
     token, in fixed windows of `rate_window` seconds (60, as DS; tests shorten it); `url_ttl` is
-    the life of signed file URLs in seconds.
+    the life of signed file URLs in seconds. `warm` keeps the completed dossiers of answers for reuse
+    and completes the sync's pages once before serving (see renders.py), so that a benchmark of the
+    client does not measure the fake's CPU; `warmed` then holds (dossiers, seconds) of that warm-up.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class FakeDS:
         rate_window: int = 60,
         url_ttl: float = 3600.0,
         fault_seed: int = 0,
+        warm: bool = False,
     ) -> None:
         self.dataset = dataset if dataset is not None else Dataset.generate()
         self.tokens: dict[str, TokenSpec] = dict(tokens if tokens is not None else {"demo": TokenSpec(write=True)})
@@ -87,6 +91,9 @@ class FakeDS:
         self.faults = Faults(fault_seed)
         self.stats = Stats()
         self.documents = DocumentCache(schema())
+        self.renders = (RenderCache(self.dataset, self.storage, lambda: self.url_ttl * URL_LIFE_SHARE)
+                        if warm else None)
+        self.warmed: tuple[int, float] | None = None
         self._secret = secrets.token_bytes(32)
         self._windows: dict[str, tuple[int, int]] = {}
         self._hits_lock = threading.Lock()
@@ -102,6 +109,9 @@ class FakeDS:
         httpd.app = self
         self.port = httpd.server_address[1]
         self._httpd = httpd
+        if self.renders is not None:  # once bound: the signed URLs it completes name the port
+            self.renders.clear()
+            self.warmed = warm_up(self)
         self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), name="fakeds", daemon=True)
         self._thread.start()
         return self
@@ -132,6 +142,10 @@ class FakeDS:
     def url(self) -> str:
         """The GraphQL endpoint."""
         return self.base_url + GRAPHQL_PATH
+
+    def context(self, spec: TokenSpec, prepared: Prepared, stats: Stats | None = None) -> RequestContext:
+        """What the resolvers of a request for `prepared` made with a token of this spec need."""
+        return RequestContext(self.dataset, spec, prepared.named, self.sign, stats or self.stats, self.renders)
 
     # ------------------------------------------------------------------ signed URLs
     def sign(self, spec: FileSpec) -> str:
@@ -339,7 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
         if prepared.syntax_error:
             self._json(400, {"errors": [e.formatted for e in prepared.errors]})
             return
-        ctx = RequestContext(app.dataset, spec, prepared.named, app.sign, app.stats)
+        ctx = app.context(spec, prepared)
         body = run(prepared, ctx, variables, operation_name)
         if fault == "timeout" and prepared.operations.get(operation_name) == OperationType.QUERY:
             body = _inject_timeout(body)
