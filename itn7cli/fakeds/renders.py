@@ -3,7 +3,7 @@
 graphql-core spends nearly all of a dossier page's time completing values (about a thousand fields a
 dossier, ≈ 0.4 s of CPU a page of 100). The real DS does that work on other machines; a benchmark
 sharing its cores with the fake must not pay for it. With `FakeDS(warm=True)` (`--warm`) the engine
-executes with `CachingExecutor`, which answers a `Dossier` it completed before from this cache, and
+executes with `executor.CachingExecutor`, which answers a `Dossier` it completed before from this cache, and
 `warm_up` fills the cache with the sync's own dossier pages before the server answers anyone. By
 default the cache is off: every test exercises graphql-core's real execution path.
 
@@ -23,16 +23,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from graphql import Executor, FieldNode, FragmentDefinitionNode, GraphQLObjectType, GraphQLResolveInfo
-from graphql.execution.collect_fields import FieldDetailsList
+from graphql import FieldNode, FragmentDefinitionNode
 from graphql.language import FragmentSpreadNode, VariableNode, Visitor, visit
-from graphql.pyutils import Path
 
 from .control import Stats
 from .dataset import Dataset
 from .files import Storage
 
 if TYPE_CHECKING:
+    from graphql import Executor
+    from graphql.execution.collect_fields import FieldDetailsList
+
     from .server import FakeDS
 
 CACHED_TYPE = "Dossier"
@@ -146,39 +147,6 @@ class RenderCache:
             self._generation = generation
 
 
-class CachingExecutor(Executor):
-    """graphql-core's executor, answering the objects of `CACHED_TYPE` from the request's `RenderCache`.
-
-    Overrides a method graphql-core documents as private (3.3: `Executor.complete_object_value`):
-    tests/test_fakeds.py fails if the hook stops being called.
-    """
-
-    def complete_object_value(
-        self,
-        return_type: GraphQLObjectType,
-        field_details_list: FieldDetailsList,
-        info: GraphQLResolveInfo,
-        path: Path,
-        result: Any,
-        position_context: Any,
-    ) -> Any:
-        cache: RenderCache | None = getattr(self.context_value, "renders", None)
-        key = None
-        if cache is not None and return_type.name == CACHED_TYPE:
-            key = cache.key(self, field_details_list, result)
-        if cache is None or key is None:
-            return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
-        hit = cache.get(key)
-        if hit is not None:
-            return hit
-        errors = len(self.collected_errors.errors)
-        generation, signed_at = cache.dataset.generation, cache.storage.now()
-        value = super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
-        if not self.is_awaitable(value) and len(self.collected_errors.errors) == errors:
-            cache.put(key, value, generation, signed_at)
-        return value
-
-
 def warm_up(app: FakeDS) -> tuple[int, float]:
     """Completes the sync's dossier pages once over every dossier, for every usable token.
 
@@ -210,4 +178,4 @@ def warm_up(app: FakeDS) -> tuple[int, float]:
     return completed, time.perf_counter() - started
 
 
-__all__ = ["CachingExecutor", "RenderCache", "warm_up"]
+__all__ = ["CACHED_TYPE", "RenderCache", "warm_up"]
