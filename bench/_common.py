@@ -19,10 +19,14 @@ class Server:
 
 
 @contextmanager
-def fake_server(*args: str) -> Iterator[Server]:
-    """`python -m itn7cli.fakeds ARGS` until the block ends; yields its URL, token and démarche numbers."""
-    process = subprocess.Popen([sys.executable, "-m", "itn7cli.fakeds", *args], stdout=subprocess.PIPE, text=True,
-                               cwd=Path(__file__).resolve().parents[1])
+def fake_server(*args: str, warm: bool = True) -> Iterator[Server]:
+    """`python -m itn7cli.fakeds ARGS` until the block ends; yields its URL, token and démarche numbers.
+
+    `warm` (`--warm`) has the fake complete every dossier once before it answers, and reuse them: the
+    real DS's CPU is on other machines, the fake's must not eat the measured client's.
+    """
+    command = [sys.executable, "-m", "itn7cli.fakeds", *args, *(["--warm"] if warm else [])]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
     try:
         assert process.stdout is not None
         values: dict[str, str] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from stdnum.fr import siret
 
 from itn7cli import queries
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+from itn7cli.sync import EPOCH
 
 REAL_SCHEMA = Path(__file__).parents[2] / "shared/ds/schema.graphql"
 SUBSET = Path(__file__).parents[1] / "itn7cli/fakeds/schema.graphql"
@@ -679,3 +681,129 @@ def test_writing_an_annotation_updates_it_and_bumps_the_dossier(server: FakeDS, 
     assert after["dateDerniereModification"] > before["dateDerniereModification"]
     assert after["dateDerniereModificationAnnotations"] > before["dateDerniereModificationAnnotations"]
     assert (server.stats.mutations, server.stats.mutations_applied) == (1, 1)
+
+
+# ---------------------------------------------------------------- warm render cache (FakeDS(warm=True))
+@pytest.fixture
+def warm(dataset: Dataset) -> Iterator[FakeDS]:
+    tokens = {
+        "tok-lecture": TokenSpec(write=False),
+        "tok-ecriture": TokenSpec(write=True, scope={dataset.numbers["general"]}),
+    }
+    with FakeDS(dataset, tokens, warm=True) as s:
+        yield s
+
+
+def _sync_page(server: FakeDS, token: str = "tok-lecture", **variables: Any) -> dict[str, Any]:
+    """A page as the sync asks for it (itn7cli/api.py `dossier_pages`), the general démarche by default."""
+    sent = {"number": server.dataset.numbers["general"], "updatedSince": EPOCH, "first": 100, **variables}
+    body: dict[str, Any] = post(server, queries.text("getDossiers"), sent, token=token).json()
+    return body
+
+
+def _unsigned(body: dict[str, Any]) -> str:
+    """The answer without its signed URLs, which name the server's port and signing time."""
+    return re.sub(r'"url": "[^"]*"', '"url": ""', json.dumps(body, sort_keys=True))
+
+
+def test_a_warm_server_answers_the_sync_pages_and_a_dossier_exactly_as_a_cold_one(
+    warm: FakeDS, dataset: Dataset
+) -> None:
+    assert warm.renders is not None and warm.warmed is not None
+    warmed, misses = warm.warmed[0], warm.renders.misses
+    # Each token's view: tok-lecture's of both démarches, tok-ecriture's of the general one only.
+    assert warmed == len(dataset.visible_numbers("general")) * 2 + len(dataset.visible_numbers("labo"))
+    target = dataset.visible_numbers("general")[5]
+    with FakeDS(dataset, dict(warm.tokens)) as cold:
+        served = 0
+        for variables in ({"state": "en_instruction"}, {"first": 7, "updatedSince": SINCE}, {}):
+            page = _sync_page(warm, **variables)
+            assert _unsigned(page) == _unsigned(_sync_page(cold, **variables))
+            served += len(page["data"]["demarche"]["dossiers"]["nodes"])
+        assert (warm.renders.hits, warm.renders.misses) == (served, misses)  # all from the warm-up
+        for _ in range(2):  # a miss, then a hit
+            one = post(warm, queries.text("getDossier"), {"number": target}).json()
+            assert _unsigned(one) == _unsigned(post(cold, queries.text("getDossier"), {"number": target}).json())
+    assert (warm.renders.hits, warm.renders.misses) == (served + 1, misses + 1)
+
+
+def test_a_state_change_through_the_mutation_api_shows_in_the_next_warm_answer(warm: FakeDS, dataset: Dataset) -> None:
+    target = next(n for n in dataset.visible_numbers("general") if dataset.dossier(n).state == "en_construction")
+
+    def state() -> str:  # as the next sync would see it, whichever page the dossier is on
+        after, states = None, {}
+        while True:
+            page = _sync_page(warm, after=after)["data"]["demarche"]["dossiers"]
+            states.update({n["number"]: n["state"] for n in page["nodes"]})
+            if not page["pageInfo"]["hasNextPage"]:
+                return str(states[target])
+            after = page["pageInfo"]["endCursor"]
+
+    assert state() == "en_construction"
+    instructeur = base64.b64encode(f"Instructeur-{dataset.groupe_instructeurs(target)[0]}".encode()).decode()
+    moved = data(post(warm, queries.text("passerEnInstruction"),
+                      {"input": {"dossierId": dataset.dossier(target).id, "instructeurId": instructeur}},
+                      token="tok-ecriture"))["dossierPasserEnInstruction"]
+    assert moved["errors"] is None and moved["dossier"]["state"] == "en_instruction"
+    assert state() == "en_instruction"
+
+
+def test_a_dataset_change_shows_in_the_next_warm_answer(warm: FakeDS, dataset: Dataset) -> None:
+    target = next(n for n in dataset.visible_numbers("general") if not dataset.dossier(n).archived)
+    getter = queries.text("getDossier")
+    assert data(post(warm, getter, {"number": target}))["dossier"]["archived"] is False
+    dataset.archive(target)
+    assert data(post(warm, getter, {"number": target}))["dossier"]["archived"] is True
+
+
+def test_a_dossier_whose_completion_errors_is_not_kept_by_the_warm_cache(warm: FakeDS, dataset: Dataset) -> None:
+    bad = _sync_page(warm, first=10)["data"]["demarche"]["dossiers"]["nodes"][3]["number"]
+    dataset.set_bad_data(bad)
+    for _ in range(2):
+        body = _sync_page(warm, first=10)
+        assert body["data"]["demarche"]["dossiers"]["nodes"][3] is None
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["invalid_null"]
+    assert warm.renders is not None and len(warm.renders) == 9
+
+
+def _link(dataset: Dataset, number: int, linked: int) -> None:
+    link_id = "Q2hhbXAtOTk5OQ=="
+    dataset.add_raw_champ(number, {"_kind": "DossierLink", "id": link_id, "champDescriptorId": link_id,
+                                   "label": "Dossier lié", "stringValue": str(linked), "linked": linked,
+                                   "updatedAt": "2025-01-01T00:00:00+01:00", "prefilled": False})
+
+
+def test_hiding_a_linked_dossier_shows_in_the_next_warm_answer_of_the_dossier_linking_it(
+    warm: FakeDS, dataset: Dataset
+) -> None:
+    number, linked = dataset.visible_numbers("general")[:2]
+    _link(dataset, number, linked)
+    for _ in range(2):
+        assert data(post(warm, LINKED, {"number": number}))["dossier"]["champs"][-1]["dossier"] == {"number": linked}
+    dataset.hide(linked)  # the linking dossier itself is untouched
+    body = post(warm, LINKED, {"number": number}).json()
+    assert body["data"]["dossier"]["champs"][-1]["dossier"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["not_found"]
+
+
+def test_a_token_never_gets_the_warm_view_of_another_token(warm: FakeDS, dataset: Dataset) -> None:
+    general, labo = dataset.visible_numbers("general")[0], dataset.visible_numbers("labo")[0]
+    _link(dataset, general, labo)
+    for _ in range(2):
+        everything = data(post(warm, LINKED, {"number": general}, token="tok-lecture"))
+        assert everything["dossier"]["champs"][-1]["dossier"] == {"number": labo}
+        hidden = post(warm, LINKED, {"number": general}, token="tok-ecriture").json()  # scope: general only
+        assert hidden["data"]["dossier"]["champs"][-1]["dossier"] is None
+        assert [e["extensions"]["code"] for e in hidden["errors"]] == ["unauthorized"]
+
+
+def test_a_warm_answer_signs_new_urls_once_a_quarter_of_their_life_went_by(warm: FakeDS, dataset: Dataset) -> None:
+    target = dataset.visible_numbers("general")[0]
+    first = _files(warm, target)[0]["url"]
+    assert _files(warm, target)[0]["url"] == first  # reused
+    warm.storage.advance(warm.url_ttl * 0.3)
+    renewed = _files(warm, target)[0]["url"]
+    warm.storage.advance(warm.url_ttl * 0.8)
+    assert (httpx.get(first).status_code, httpx.get(renewed).status_code) == (401, 200)
+    warm.storage.rotate()
+    assert httpx.get(_files(warm, target)[0]["url"]).status_code == 200

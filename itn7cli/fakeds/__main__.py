@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate-window", type=int, default=60, help="length of the fixed rate-limit windows, seconds")
     p.add_argument("--files-size", type=int, default=None, help="size in bytes of every attachment")
     p.add_argument("--url-ttl", type=float, default=3600.0, help="life of signed file URLs, seconds")
+    p.add_argument("--warm", action="store_true",
+                   help="complete every dossier of the sync's pages once before serving, and reuse them: keeps "
+                        "the fake's CPU out of client benchmarks")
     p.add_argument("--stats", default=None, help="JSON file written on exit: requests, operations, per minute")
     args = p.parse_args(argv)
     labo = args.labo if args.labo is not None else max(1, args.dossiers // 5)
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_window=args.rate_window,
         url_ttl=args.url_ttl,
         fault_seed=args.seed,
+        warm=args.warm,
     )
     server.faults.latency = args.latency
     server.faults.fail_rate = args.fail_rate
@@ -55,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     with server:
+        if server.warmed:
+            print(f"warm: {server.warmed[0]} dossiers completed in {server.warmed[1]:.1f} s", file=sys.stderr,
+                  flush=True)
         print(f"url={server.url}", flush=True)
         print(f"token={args.token}", flush=True)
         print(f"general={dataset.numbers['general']} labo={dataset.numbers['labo']}", flush=True)

@@ -185,3 +185,21 @@ class Stats:
 def _token_key(authorization: str) -> str:
     # The fake keeps no token in its counters, only a digest of the header.
     return hashlib.sha256(authorization.strip().encode()).hexdigest()[:16]
+
+
+class Throttle:
+    """DS's Rack::Attack throttle (config/initializers/rack_attack.rb): fixed windows aligned on the epoch,
+    keyed on the Authorization header value, and every request counts, refused ones too."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[int, int]] = {}
+
+    def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
+        """Counts a request; the epoch second the current window ends if it goes past `limit`, else None."""
+        window = int(time.time()) // window_seconds
+        with self._lock:
+            start, count = self._windows.get(key, (window, 0))
+            count = count + 1 if start == window else 1
+            self._windows[key] = (window, count)
+        return (window + 1) * window_seconds if count > limit else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     DocumentNode,
@@ -29,9 +29,13 @@ from graphql import (
 from graphql.language import FragmentDefinitionNode, InlineFragmentNode, Visitor, visit
 
 from . import mutations
+from . import render as views
 from .control import Stats, TokenSpec
 from .dataset import PARIS, Dataset, Demarche, Dossier, paris
 from .files import FileSpec
+
+if TYPE_CHECKING:
+    from .renders import RenderCache
 
 MAX_PAGE = 100
 # Champ kinds whose precise GraphQL type is returned only when the document names it.
@@ -81,6 +85,7 @@ class RequestContext:
     named: frozenset[str]
     sign: Callable[[FileSpec], str]
     stats: Stats
+    renders: RenderCache | None = None  # completed dossiers to reuse (`FakeDS(warm=True)`), else none
 
 
 @dataclass
@@ -336,12 +341,12 @@ def _demarche_field(name: str) -> Callable[..., Any]:
         if name == "description":
             return "Appel à projets France Relance – transformation numérique des collectivités territoriales."
         if name == "activeRevision":
-            return ds.revision_object(demarche.revisions[-1])
+            return views.revision_object(ds, demarche.revisions[-1])
         if name == "revisions":
-            return [ds.revision_object(r) for r in demarche.revisions]
+            return [views.revision_object(ds, r) for r in demarche.revisions]
         if name == "groupeInstructeurs":
             closed = kwargs.get("closed")
-            return [ds.groupe_object(g) for g in demarche.groupes if closed is None or g["closed"] == closed]
+            return [views.groupe_object(ds, g) for g in demarche.groupes if closed is None or g["closed"] == closed]
         raise KeyError(name)
 
     return resolve
@@ -505,8 +510,14 @@ def run(
     """Execute a prepared document; returns the JSON-ready response body."""
     if prepared.errors or prepared.document is None:
         return {"errors": [e.formatted for e in prepared.errors]}
+    options: dict[str, Any] = {}
+    if ctx.renders is not None:  # warm mode only: graphql-core 3.3
+        from .executor import CachingExecutor
+
+        options["executor_class"] = CachingExecutor
     result = execute(
-        schema(), prepared.document, context_value=ctx, variable_values=variables, operation_name=operation_name
+        schema(), prepared.document, context_value=ctx, variable_values=variables, operation_name=operation_name,
+        **options,
     )
     if not isinstance(result, ExecutionResult):  # resolvers are synchronous; never awaitable
         raise TypeError("unexpected awaitable result")

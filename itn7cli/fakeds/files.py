@@ -133,6 +133,11 @@ class Storage:
             self.refused += not good
             return good
 
+    def fresh(self, signed_at: float, max_age: float) -> bool:
+        """Whether links signed at `signed_at` are younger than `max_age` and not rotated out (nothing counted)."""
+        with self._lock:
+            return signed_at >= self._not_before and time.time() + self._offset - signed_at <= max_age
+
     def refuse(self) -> None:
         """Counts a link refused for its signature."""
         with self._lock:

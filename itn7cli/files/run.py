@@ -54,21 +54,60 @@ class FilesSummary:
 FilesProgress = Callable[[FilesSummary], None]
 
 
+class Ledger:
+    """The run's download records: the ones read before the sync, changed as outcomes come, written to the
+    database given to `attach` (kept until then, so that the sync's connection is the only one open)."""
+
+    def __init__(self, known: downloads.Records) -> None:
+        self.known = known
+        self.db: sqlite_utils.Database | None = None
+        self._pending: dict[downloads.Slot, dict[str, Any]] = {}
+        self._forgotten: set[downloads.Slot] = set()
+
+    def of(self, number: int) -> dict[tuple[str, int], dict[str, Any]]:
+        """The records of one dossier, by slot."""
+        return self.known.setdefault(number, {})
+
+    def keep(self, number: int, slot: tuple[str, int], row: dict[str, Any]) -> None:
+        """A file's new record."""
+        self.of(number)[slot] = row
+        self._pending[(number, *slot)] = row
+        self._forgotten.discard((number, *slot))
+
+    def forget(self, number: int, slot: tuple[str, int]) -> None:
+        """A file the dossier no longer lists."""
+        del self.of(number)[slot]
+        self._pending.pop((number, *slot), None)
+        self._forgotten.add((number, *slot))
+
+    def attach(self, db: sqlite_utils.Database) -> None:
+        """From now on, `flush` writes to `db`; the records kept so far are written now."""
+        self.db = db
+        self.flush()
+
+    def flush(self) -> None:
+        """Writes the changed records, once a database is attached."""
+        if self.db is None:
+            return
+        downloads.record(self.db, self._pending.values())
+        downloads.forget(self.db, self._forgotten)
+        self._pending.clear()
+        self._forgotten.clear()
+
+
 class FilesRun:
-    """The writer's side: decides what each dossier needs, queues it, counts, and keeps the records
-    (written to the database given to `attach`, or kept until then)."""
+    """The writer's side: decides what each dossier needs, queues it, counts, and keeps the records in
+    its `ledger`."""
 
     def __init__(self, root: Path, keys: Mapping[int, str], known: downloads.Records, renewer: LinkRenewer, *,
                  workers: int = 4, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float = 60.0,
                  retry: RetryPolicy | None = None, progress: FilesProgress | None = None) -> None:
-        self.root, self.keys, self.known, self.renewer, self.max_bytes = root, dict(keys), known, renewer, max_bytes
+        self.root, self.keys, self.renewer, self.max_bytes = root, dict(keys), renewer, max_bytes
+        self.ledger = Ledger(known)
         self.progress = progress or (lambda summary: None)
         self.summary = FilesSummary()
         self.seen: set[int] = set()
-        self.db: sqlite_utils.Database | None = None
         self._lock = threading.Lock()
-        self._pending: dict[downloads.Slot, dict[str, Any]] = {}
-        self._forgotten: set[downloads.Slot] = set()
         self.pool = DownloadPool(root, renewer, workers=workers, max_bytes=max_bytes, timeout=timeout,
                                  retry=retry, on_bytes=self._advance)
 
@@ -84,7 +123,7 @@ class FilesRun:
         number = int(node["number"])
         self.seen.add(number)
         refs = dossier_files(demarche_number, self.keys.get(demarche_number, str(demarche_number)), node)
-        known = self.known.setdefault(number, {})
+        known = self.ledger.of(number)
         self._forget(number, known, refs)
         for ref in refs:
             self._plan(ref, known.get(ref.slot))
@@ -119,9 +158,7 @@ class FilesRun:
                 continue
             if record["path"] and record["path"] not in paths:
                 self.pool.remove(PurePosixPath(record["path"]))
-            del known[slot]
-            self._pending.pop((number, *slot), None)
-            self._forgotten.add((number, *slot))
+            self.ledger.forget(number, slot)
 
     def count_kept(self, statuses: Mapping[str, int], *, counted: bool = False) -> None:
         """Adds files checked without being queued (already verified, or known too big) to the summary."""
@@ -141,8 +178,7 @@ class FilesRun:
                 self.summary.deja_presents += outcome.status == "ok" and outcome.fetched == 0
             self._record(outcome)
             self.progress(self.summary)
-        if self.db is not None:
-            self._flush(self.db)
+        self.ledger.flush()
 
     def _record(self, outcome: Outcome) -> None:
         ref = outcome.ref
@@ -152,20 +188,7 @@ class FilesRun:
                "message": outcome.message}
         with self._lock:
             self.summary.statuses[outcome.status] += 1
-        self.known.setdefault(ref.dossier_number, {})[ref.slot] = row
-        self._pending[(ref.dossier_number, *ref.slot)] = row
-        self._forgotten.discard((ref.dossier_number, *ref.slot))
-
-    def _flush(self, db: sqlite_utils.Database) -> None:
-        downloads.record(db, self._pending.values())
-        downloads.forget(db, self._forgotten)
-        self._pending.clear()
-        self._forgotten.clear()
-
-    def attach(self, db: sqlite_utils.Database) -> None:
-        """From now on, records go to `db` as outcomes come; the ones kept so far are written now."""
-        self.db = db
-        self._flush(db)
+        self.ledger.keep(ref.dossier_number, ref.slot, row)
 
     def _advance(self, amount: int) -> None:
         with self._lock:
@@ -235,7 +258,7 @@ def sync_with_files(settings: Settings, demarches: dict[str, int], *, full: bool
                                                after_page=run.after_page, metas=metas,
                                                server_date=client.server_date)
             db = stack.enter_context(closing(store.open_db(settings.db_path)))
-            run.attach(db)
+            run.ledger.attach(db)
             catch_up(db, run, numbers)
         except BaseException:
             run.finish(abort=True)
