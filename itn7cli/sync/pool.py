@@ -33,7 +33,8 @@ Job = Callable[["Pool"], None]
 
 
 class Pool:
-    """Fetch jobs on daemon threads, started in the order they were added as slots free up."""
+    """Fetch jobs on daemon threads, started in the order they were added as slots free up: a job's slot
+    is free the moment it ends, before the writer has read its last results."""
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
@@ -41,16 +42,21 @@ class Pool:
         # more parsed pages in memory.
         self.results: queue.Queue[Work] = queue.Queue(maxsize=2)
         self.stop = threading.Event()
+        self._lock = threading.Lock()
         self._pending: deque[Job] = deque()
         self._running = 0
+        self._unread = 0  # jobs whose end the writer has not read yet
 
     def add(self, job: Job) -> None:
-        self._pending.append(job)
-        self._fill()
+        with self._lock:
+            self._pending.append(job)
+            self._unread += 1
+            self._fill()
 
     def free(self) -> int:
         """Slots nobody runs or waits for."""
-        return self.size - self._running - len(self._pending)
+        with self._lock:
+            return self.size - self._running - len(self._pending)
 
     def put(self, work: Work) -> bool:
         """Hands a result to the writer (waiting while the queue is full); False once the sync stops."""
@@ -64,7 +70,7 @@ class Pool:
 
     def next(self) -> Work | None:
         """The next result for the writer, None once every job has ended; a job's failure is raised here."""
-        while self._running:
+        while self._unread:
             try:
                 work = self.results.get(timeout=0.2)
             except queue.Empty:
@@ -72,8 +78,7 @@ class Pool:
             if work.error is not None:
                 raise work.error
             if work.ended:
-                self._running -= 1
-                self._fill()
+                self._unread -= 1
             return work
         return None
 
@@ -81,7 +86,7 @@ class Pool:
         """Stops every job at its next page."""
         self.stop.set()
 
-    def _fill(self) -> None:
+    def _fill(self) -> None:  # with the lock held
         while self._pending and self._running < self.size:
             threading.Thread(target=self._run, args=(self._pending.popleft(),), daemon=True).start()
             self._running += 1
@@ -91,3 +96,7 @@ class Pool:
             job(self)
         except BaseException as exc:  # handed to the writer, which stops everything
             self.put(Work(error=exc, ended=True))
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._fill()

@@ -117,6 +117,7 @@ class Writer:
         self._split()
         while (work := self.pool.next()) is not None:
             if work.page is not None and work.stream is not None:
+                self._split()  # the page just fetched tells where its stream stands: split before saving
                 self._save(work.stream, work.page)
             elif work.deletions is not None:
                 self._save_deletions(work.demarche, *work.deletions)
