@@ -525,3 +525,12 @@ def test_a_pattern_s_literal_start_leaves_out_an_optional_last_character() -> No
 
     assert [literal_prefix(p) for p in (r"salaires?", r"recrut(?:er|ement)", r"embauch\w*", r"a?gpl", r"a|b",
                                         r"cart@ds")] == ["salaire", "recrut", "embauch", "", "", "cart@ds"]
+
+
+def test_normalize_folds_a_cp1252_text_and_any_other_text_character_by_character() -> None:
+    from itn7cli.rules import texte
+
+    cp1252 = bytes(b for b in range(256) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)).decode("cp1252")
+    for text in (cp1252, "Déjà l’équipe « œuvre » à 5 € — ÉCOLE", "İstanbul ﬁnance Ωmega µ é"):
+        assert texte.normalize(text) == "".join(texte._fold(char) for char in text)
+

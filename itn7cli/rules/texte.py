@@ -9,6 +9,7 @@ agents" is an eligible theme, "poste de travail" is a computer (equipment), not 
 
 from __future__ import annotations
 
+import codecs
 import functools
 import re
 import unicodedata
@@ -29,11 +30,19 @@ def _fold(char: str) -> str:
 _FOLDED: dict[int, str] = {}  # code point → its folded character, for every character met so far
 
 
+# Each cp1252 character (Latin-1 with ’ œ € … — what French text is typed in) folded: such a text is
+# folded byte by byte by the charmap codec, in C; str.translate goes through a dict character by character.
+_CP1252_FOLDED = "".join(_fold(bytes([byte]).decode("cp1252", errors="replace")) for byte in range(256))
+
+
 def normalize(text: str) -> str:
     """Lower case without accents, same length as `text` so match positions map back to the raw text."""
     if text.isascii():
         return text.lower()
-    return _short(text) if len(text) <= SHORT else _normalize(text)
+    try:
+        return codecs.charmap_decode(text.encode("cp1252"), "strict", _CP1252_FOLDED)[0]
+    except UnicodeEncodeError:
+        return _short(text) if len(text) <= SHORT else _normalize(text)
 
 
 SHORT = 80  # characters: drop-down values and names, which repeat from dossier to dossier
