@@ -534,3 +534,11 @@ def test_normalize_folds_a_cp1252_text_and_any_other_text_character_by_character
     for text in (cp1252, "Déjà l’équipe « œuvre » à 5 € — ÉCOLE", "İstanbul ﬁnance Ωmega µ é"):
         assert texte.normalize(text) == "".join(texte._fold(char) for char in text)
 
+
+def test_a_keyword_list_made_after_a_text_was_searched_finds_its_words_in_it() -> None:
+    from itn7cli.rules import texte
+
+    text = texte.normalize("Un tableur partagé et un wiki.")
+    assert texte.hits(texte.STAFF, [(text, text)]) == []
+    late = texte.Family(words=(r"tableurs?", r"wiki"), acronyms=("WIKI",))
+    assert [word for word, _ in texte.hits(late, [(text, text)])] == ["tableur", "wiki"]

@@ -15,6 +15,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 
+from ahocorasick_rs import AhoCorasick
+
 from .engine import A_VERIFIER, ELIGIBLE, Context, Finding, rule
 from .mapping import TEXT_ROLES, Dossier
 
@@ -89,26 +91,24 @@ class _Scan:
     """One alternation `\\b(?:…)\\b` and the literal starts of its parts.
 
     A match can only start where one of those starts occurs: the regex is tried at those few places,
-    in order, skipping the ones inside a match already made — the matches of `finditer`, found with a
-    few substring searches instead of the regex tried at every word of the text."""
+    in order, skipping the ones inside a match already made — the matches of `finditer`, found from
+    one search of every keyword list's starts at once (`_starts`) instead of the regex tried at every
+    word of the text."""
 
     __slots__ = ("pattern", "prefixes")
 
     def __init__(self, parts: tuple[str, ...]) -> None:
         self.pattern = _alternation(parts)
         self.prefixes = tuple(dict.fromkeys(_prefixes(parts) or ())) or None
+        if self.prefixes:
+            _SCANS.append(self)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         if self.pattern is None:
             return []
         if self.prefixes is None:
             return [m.span() for m in self.pattern.finditer(text)]
-        starts = []
-        for prefix in self.prefixes:
-            at = text.find(prefix)
-            while at >= 0:
-                starts.append(at)
-                at = text.find(prefix, at + 1)
+        starts = _starts(text, len(_SCANS)).get(self)
         if not starts:
             return []
         spans: list[tuple[int, int]] = []
@@ -118,6 +118,32 @@ class _Scan:
                 spans.append(found.span())
                 end = found.end()
         return spans
+
+
+_SCANS: list[_Scan] = []  # every scan with literal starts, in the order they were made
+
+
+@functools.lru_cache(maxsize=1)
+def _automaton(count: int) -> tuple[AhoCorasick, list[list[_Scan]]]:
+    """An Aho-Corasick automaton of the literal starts of the first `count` scans, and each start's scans."""
+    owners: dict[str, list[_Scan]] = {}
+    for scan in _SCANS[:count]:
+        for prefix in scan.prefixes or ():
+            owners.setdefault(prefix, []).append(scan)
+    return AhoCorasick(list(owners)), list(owners.values())
+
+
+# A dossier's few texts are read by every keyword list one after the other: each is searched once.
+@functools.lru_cache(maxsize=4)
+def _starts(text: str, count: int) -> dict[_Scan, list[int]]:
+    """Scan → where its literal starts occur in `text` (overlapping occurrences included), for the first
+    `count` scans: one pass over the text for all of them."""
+    automaton, owners = _automaton(count)
+    found: dict[_Scan, list[int]] = {}
+    for index, start, _end in automaton.find_matches_as_indexes(text, overlapping=True):
+        for scan in owners[index]:
+            found.setdefault(scan, []).append(start)
+    return found
 
 
 class Family:
