@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import sqlite_utils
 
 from . import labels
@@ -125,6 +126,19 @@ def _batches(numbers: list[int]) -> Iterator[list[int]]:
         yield numbers[start:start + BATCH]
 
 
+_decode = msgspec.json.Decoder().decode
+
+
+def parse_raw(text: str) -> dict[str, Any]:
+    """A stored dossier's JSON. msgspec reads it about twice as fast as json; what it refuses and
+    json.dumps may write (NaN, infinities) json reads, so the result is the same."""
+    try:
+        parsed: dict[str, Any] = _decode(text)
+    except msgspec.DecodeError:
+        parsed = json.loads(text)
+    return parsed
+
+
 def unreadable_finding(since: str | None) -> Finding:
     """The finding of a dossier the API could not serialise."""
     day = f" depuis le {datetime.fromisoformat(since).astimezone(PARIS):%d/%m/%Y}" if since else ""
@@ -156,7 +170,7 @@ def run(db: sqlite_utils.Database, settings: Settings, *, force: bool = False) -
             session = session_for(row["date_depot"], settings.sessions)
             if row["raw"] is not None and form is not None:
                 # A démarche stored without its revisions (never in DS): each dossier is read by its own labels.
-                dossier = Dossier(json.loads(row["raw"]), row["key"], form if form.revisions else form.role_map)
+                dossier = Dossier(parse_raw(row["raw"]), row["key"], form if form.revisions else form.role_map)
                 found = evaluate(dossier, context)
                 prio = priority(dossier, context)
                 session = session_for(dossier.date_depot, settings.sessions)

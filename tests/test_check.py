@@ -250,3 +250,11 @@ def test_the_demo_dataset_gets_exactly_the_verdicts_recorded_before_the_check_wa
     assert len(results) == 360
     text = json.dumps(results, ensure_ascii=False, sort_keys=True)
     assert hashlib.sha256(text.encode()).hexdigest() == DEMO_VERDICTS
+
+
+@pytest.mark.parametrize("node", [{"number": 1, "decimal": 1.5, "big": 2**70, "label": "Société « é »"},
+                                  {"number": 2, "decimal": float("inf"), "integer": -float("inf")}],
+                         ids=["ordinaire", "infini"])
+def test_a_stored_dossier_s_json_is_read_as_json_reads_it_even_where_msgspec_refuses_it(node: dict[str, Any]) -> None:
+    text = json.dumps(node, ensure_ascii=False, separators=(",", ":"))  # as the store writes it
+    assert check.parse_raw(text) == json.loads(text) == node
