@@ -542,3 +542,12 @@ def test_a_keyword_list_made_after_a_text_was_searched_finds_its_words_in_it() -
     assert texte.hits(texte.STAFF, [(text, text)]) == []
     late = texte.Family(words=(r"tableurs?", r"wiki"), acronyms=("WIKI",))
     assert [word for word, _ in texte.hits(late, [(text, text)])] == ["tableur", "wiki"]
+
+
+def test_keyword_hits_are_the_first_distinct_words_met_up_to_the_limit() -> None:
+    from itn7cli.rules import texte
+
+    raw = "Salaire, salaire, recrutement\x00ETP, embauche et vacataires"
+    texts = [(raw, texte.normalize(raw))]
+    assert [word for word, _ in texte.hits(texte.STAFF, texts)] == ["salaire", "recrutement", "etp"]
+    assert texte.hits(texte.STAFF, texts, limit=1) == [("salaire", "« Salaire » (Salaire, salaire, recrutement)")]

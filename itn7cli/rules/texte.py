@@ -253,8 +253,11 @@ def hits(family: Family, texts: Iterable[Text], limit: int = 3) -> list[tuple[st
     found: dict[str, str] = {}
     for text, normalized in texts:
         for start, end in family.matches(text, normalized):
-            word = text[start:end]
-            found.setdefault(normalized[start:end], f"« {word} » ({snippet(text, start, end)})")
+            if len(found) >= limit:
+                return list(found.items())[:limit]
+            key = normalized[start:end]
+            if key not in found:  # a snippet only for the words kept: the first `limit` distinct ones
+                found[key] = f"« {text[start:end]} » ({snippet(text, start, end)})"
     return list(found.items())[:limit]
 
 
