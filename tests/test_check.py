@@ -257,4 +257,14 @@ def test_the_demo_dataset_gets_exactly_the_verdicts_recorded_before_the_check_wa
                          ids=["ordinaire", "infini"])
 def test_a_stored_dossier_s_json_is_read_as_json_reads_it_even_where_msgspec_refuses_it(node: dict[str, Any]) -> None:
     text = json.dumps(node, ensure_ascii=False, separators=(",", ":"))  # as the store writes it
-    assert check.parse_raw(text) == json.loads(text) == node
+    assert check.parse_raw(text) == check.parse_raw(text.encode()) == json.loads(text) == node
+
+
+def test_the_dossiers_to_check_come_with_their_stored_json_as_utf8_bytes(db: sqlite_utils.Database) -> None:
+    from itn7cli.store import checks as checks_store
+
+    stored = dict(db.execute("SELECT number, raw FROM dossiers").fetchall())
+    assert not stored[1].isascii()  # the test means something for accented text
+    rows = checks_store.dossiers_to_check(db, [3, 1])
+    assert [(r["number"], r["key"], r["raw"]) for r in rows] == [
+        (1, "general", stored[1].encode()), (3, "labo", stored[3].encode())]

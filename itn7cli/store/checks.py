@@ -48,10 +48,13 @@ def previous_checks(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
 
 
 def dossiers_to_check(db: sqlite_utils.Database, numbers: Sequence[int]) -> list[dict[str, Any]]:
-    """{number, demarche_number, key, modified, synced, siren, date_depot, raw (JSON text or None)} of `numbers`."""
+    """{number, demarche_number, key, modified, synced, siren, date_depot, raw} of `numbers`; raw is the
+    dossier's JSON as UTF-8 bytes (or None): a JSON parser reads them as they are, where a text would be
+    decoded into a str and encoded back."""
     cursor = db.execute(
         "SELECT d.number, d.demarche_number, m.key, d.date_derniere_modification AS modified, d.synced_at AS synced, "
-        "d.siren, d.date_depot, d.raw FROM dossiers d JOIN demarches m ON m.number = d.demarche_number "
+        "d.siren, d.date_depot, CAST(d.raw AS BLOB) AS raw FROM dossiers d "
+        "JOIN demarches m ON m.number = d.demarche_number "
         f"WHERE d.number IN ({_marks(numbers)}) ORDER BY d.number", list(numbers))
     names = [c[0] for c in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
