@@ -127,6 +127,7 @@ def _batches(numbers: list[int]) -> Iterator[list[int]]:
 
 
 _decode = msgspec.json.Decoder().decode
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False) makes one per call
 
 
 def parse_raw(text: bytes | str) -> dict[str, Any]:
@@ -167,18 +168,19 @@ def run(db: sqlite_utils.Database, settings: Settings, *, force: bool = False) -
             form = forms[row["demarche_number"]][1] if row["demarche_number"] in forms else None
             found: list[Finding] = []
             prio: dict[str, Any] = {"score": None, "notes": []}
-            session = session_for(row["date_depot"], settings.sessions)
             if row["raw"] is not None and form is not None:
                 # A démarche stored without its revisions (never in DS): each dossier is read by its own labels.
                 dossier = Dossier(parse_raw(row["raw"]), row["key"], form if form.revisions else form.role_map)
                 found = evaluate(dossier, context)
                 prio = priority(dossier, context)
                 session = session_for(dossier.date_depot, settings.sessions)
+            else:
+                session = session_for(row["date_depot"], settings.sessions)
             if number in unreadable:
                 found.append(unreadable_finding(unreadable[number]))
             checks.append({
                 "number": number, "demarche_number": row["demarche_number"], "session": session,
-                "status": worst(found), "priority": json.dumps(prio, ensure_ascii=False), "score": prio["score"],
+                "status": worst(found), "priority": _encode(prio), "score": prio["score"],
                 "ruleset_version": RULESET_VERSION, "config_hash": chash,
                 "form_hash": fhashes.get(row["demarche_number"]), "dossier_modified": row["modified"],
                 "dossier_synced": row["synced"], "siren": siren, "siren_count": counts.get(siren or "", 0),

@@ -74,11 +74,11 @@ def territory(d: Dossier, ctx: Context, notes: list[str]) -> tuple[float | None,
 
 
 def themes(d: Dossier, texts: list[Text], notes: list[str]) -> list[str]:
-    found = {name for name, family in BONUS.items() if hits(family, texts, limit=1)}
+    found = {name for name, family in BONUS.items() if any(family.found_in(*text) for text in texts)}
     ticked: list[str] = readable(notes, lambda: d.values("inscription"), [])
-    for value in ticked:
+    for value in map(normalize, ticked):
         for prefix, name in INSCRIPTION_THEMES.items():
-            if normalize(value).startswith(prefix):
+            if value.startswith(prefix):
                 found.add(name)
     return sorted(found)
 

@@ -166,15 +166,19 @@ class Family:
     def matches(self, raw: str, normalized: str) -> Iterator[tuple[int, int]]:
         """(start, end) of every match in `raw`, false positives and unsupported weak terms left out."""
         spans = self.words.spans(normalized) + self.acronyms.spans(raw)
-        if (self.weak.pattern or self.weak_words.pattern) and (
-                self.context is None or self.context.search(normalized)):
-            spans += self.weak.spans(raw) + self.weak_words.spans(normalized)
+        weak = self.weak.spans(raw) + self.weak_words.spans(normalized)
+        if weak and (self.context is None or self.context.search(normalized)):
+            spans += weak
         if not spans:
             return
         false = [m.span() for m in self.false_positives.finditer(normalized)] if self.false_positives else []
         for start, end in sorted(spans):
             if not any(fs <= start and end <= fe for fs, fe in false):
                 yield start, end
+
+    def found_in(self, raw: str, normalized: str) -> bool:
+        """Whether the text holds one match at least (no snippet made)."""
+        return next(self.matches(raw, normalized), None) is not None
 
 
 STAFF = Family(  # E1: frais de personnel
