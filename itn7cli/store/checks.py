@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 import sqlite_utils
@@ -12,6 +13,7 @@ from .schema import LIVE
 CHECK_COLUMNS = ("number", "demarche_number", "session", "status", "priority", "score", "ruleset_version",
                  "config_hash", "form_hash", "dossier_modified", "dossier_synced", "siren", "siren_count",
                  "checked_at")
+FINDING_COLUMNS = ("dossier_number", "position", "rule", "status", "message")
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -75,11 +77,9 @@ def save_results(db: sqlite_utils.Database, numbers: Sequence[int], checks: Iter
         db.execute(f"DELETE FROM check_findings WHERE dossier_number IN ({marks})", list(numbers))
         db.execute(f"DELETE FROM checks WHERE number IN ({marks})", list(numbers))
         db.conn.executemany(f"INSERT INTO checks ({', '.join(CHECK_COLUMNS)}) VALUES ({_marks(CHECK_COLUMNS)})",
-                            [tuple(c[k] for k in CHECK_COLUMNS) for c in checks])
-        db.conn.executemany("INSERT INTO check_findings (dossier_number, position, rule, status, message) "
-                            "VALUES (?, ?, ?, ?, ?)",
-                            [(f["dossier_number"], f["position"], f["rule"], f["status"], f["message"])
-                             for f in findings])
+                            map(itemgetter(*CHECK_COLUMNS), checks))
+        db.conn.executemany(f"INSERT INTO check_findings ({', '.join(FINDING_COLUMNS)}) "
+                            f"VALUES ({_marks(FINDING_COLUMNS)})", map(itemgetter(*FINDING_COLUMNS), findings))
 
 
 def counts(db: sqlite_utils.Database) -> list[tuple[int | None, str, int]]:
