@@ -110,10 +110,12 @@ def form_hash(form: FormMap) -> str:
 
 def _to_check(db: sqlite_utils.Database, chash: str, fhashes: dict[int, str], counts: dict[str, int],
               force: bool) -> list[int]:
+    if force:
+        return checks_store.live_numbers(db)
     numbers = []
     for row in checks_store.previous_checks(db):
         siren = row["siren"]
-        if (force or row["checked"] is None or row["ruleset_version"] != RULESET_VERSION
+        if (row["checked"] is None or row["ruleset_version"] != RULESET_VERSION
                 or row["config_hash"] != chash or row["form_hash"] != fhashes.get(row["demarche_number"])
                 or row["modified"] != row["dossier_modified"] or row["synced"] != row["dossier_synced"]
                 or (siren is not None and counts.get(siren, 0) != row["siren_count"])):

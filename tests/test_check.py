@@ -110,6 +110,12 @@ def test_all_forces_a_full_recheck(db: sqlite_utils.Database) -> None:
     assert check.run(db, SETTINGS, force=True).checked == 3
 
 
+def test_a_forced_check_checks_every_live_dossier_and_no_deleted_one(db: sqlite_utils.Database) -> None:
+    with db.atomic():
+        store.mark_deleted(db, 100, [{"number": 2, "dateSupression": "2021-06-01T10:00:00+02:00"}], "supprime")
+    assert (check.run(db, SETTINGS, force=True).checked, [r["number"] for r in check.results(db)]) == (2, [1, 3])
+
+
 def test_limite_porteur_is_lifted_on_unchanged_dossiers_when_a_sibling_is_deleted(db: sqlite_utils.Database) -> None:
     check.run(db, SETTINGS)
     flagged = [r["number"] for r in check.results(db) if any(f["rule"] == "limite_porteur" for f in r["findings"])]

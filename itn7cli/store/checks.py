@@ -49,6 +49,14 @@ def previous_checks(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
         yield dict(zip(names, row, strict=True))
 
 
+def live_numbers(db: sqlite_utils.Database) -> list[int]:
+    """Every live dossier of a configured démarche, by number: what a forced check checks. (Reading
+    `previous_checks` instead would read each dossier's sync time, stored after its raw JSON.)"""
+    return [number for (number,) in db.execute(
+        f"SELECT d.number FROM dossiers d JOIN demarches m ON m.number = d.demarche_number WHERE {LIVE} "
+        "ORDER BY d.number")]
+
+
 def dossiers_to_check(db: sqlite_utils.Database, numbers: Sequence[int]) -> list[dict[str, Any]]:
     """{number, demarche_number, key, modified, synced, siren, date_depot, raw} of `numbers`; raw is the
     dossier's JSON as UTF-8 bytes (or None): a JSON parser reads them as they are, where a text would be
