@@ -549,5 +549,6 @@ def test_keyword_hits_are_the_first_distinct_words_met_up_to_the_limit() -> None
 
     raw = "Salaire, salaire, recrutement\x00ETP, embauche et vacataires"
     texts = [(raw, texte.normalize(raw))]
-    assert [word for word, _ in texte.hits(texte.STAFF, texts)] == ["salaire", "recrutement", "etp"]
+    assert [word for word, _ in texte.hits(texte.STAFF, texts)] == texte.matched_words(texte.STAFF, texts) == [
+        "salaire", "recrutement", "etp"]
     assert texte.hits(texte.STAFF, texts, limit=1) == [("salaire", "« Salaire » (Salaire, salaire, recrutement)")]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from .engine import Context, Unreadable
 from .mapping import Dossier
-from .texte import Family, Text, hits, normalize, project_texts
+from .texte import Family, Text, matched_words, normalize, project_texts
 
 LIBRE = Family(
     words=(r"logiciels? libres?", r"open source", r"code source (?:ouvert|publie)", r"licence libre", r"agpl", r"gpl",
@@ -99,7 +99,7 @@ def priority(d: Dossier, ctx: Context) -> dict[str, Any]:
     zrr, population = territory(d, ctx, notes)
     texts: list[Text] = readable(notes, lambda: project_texts(d), [])
     declared_libre = readable(notes, lambda: d.yes_no("logiciel_libre"), None)
-    libre_words = [word for word, _ in hits(LIBRE, texts)]
+    libre_words = matched_words(LIBRE, texts)
     bonus = themes(d, texts, notes)
     taille = size_class(population, ctx)
     if len(readable(notes, lambda: d.text("situation"), "")) < SHORT_DESCRIPTION:

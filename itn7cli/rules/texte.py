@@ -252,17 +252,28 @@ def snippet(text: str, start: int, end: int, width: int = 35) -> str:
     return ("…" if left > segment_start else "") + body + ("…" if right < segment_end else "")
 
 
-def hits(family: Family, texts: Iterable[Text], limit: int = 3) -> list[tuple[str, str]]:
-    """Distinct matched words (as written) with a context snippet, at most `limit`."""
-    found: dict[str, str] = {}
+def _first(family: Family, texts: Iterable[Text], limit: int) -> Iterator[tuple[str, str, int, int]]:
+    """(normalized word, text, start, end) of the first `limit` distinct words matched, in text order."""
+    seen: set[str] = set()
     for text, normalized in texts:
         for start, end in family.matches(text, normalized):
-            if len(found) >= limit:
-                return list(found.items())[:limit]
-            key = normalized[start:end]
-            if key not in found:  # a snippet only for the words kept: the first `limit` distinct ones
-                found[key] = f"« {text[start:end]} » ({snippet(text, start, end)})"
-    return list(found.items())[:limit]
+            if len(seen) >= limit:
+                return
+            word = normalized[start:end]
+            if word not in seen:
+                seen.add(word)
+                yield word, text, start, end
+
+
+def hits(family: Family, texts: Iterable[Text], limit: int = 3) -> list[tuple[str, str]]:
+    """Distinct matched words (normalized) with the word as written and its context, at most `limit`."""
+    return [(word, f"« {text[start:end]} » ({snippet(text, start, end)})")
+            for word, text, start, end in _first(family, texts, limit)]
+
+
+def matched_words(family: Family, texts: Iterable[Text], limit: int = 3) -> list[str]:
+    """The distinct matched words (normalized) of `hits`, without building their contexts."""
+    return [word for word, *_ in _first(family, texts, limit)]
 
 
 def describe(matches: list[tuple[str, str]]) -> str:
