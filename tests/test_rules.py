@@ -552,3 +552,28 @@ def test_keyword_hits_are_the_first_distinct_words_met_up_to_the_limit() -> None
     assert [word for word, _ in texte.hits(texte.STAFF, texts)] == texte.matched_words(texte.STAFF, texts) == [
         "salaire", "recrutement", "etp"]
     assert texte.hits(texte.STAFF, texts, limit=1) == [("salaire", "« Salaire » (Salaire, salaire, recrutement)")]
+
+
+def test_acronyms_and_false_positives_found_from_the_folded_text_are_those_of_the_full_regex_scan() -> None:
+    from itn7cli.rules import priority as priority_module
+    from itn7cli.rules import texte
+
+    families = [texte.STAFF, texte.EQUIPMENT, texte.RECURRING, texte.URBANISM, texte.ARCHIVING, priority_module.LIBRE,
+                *priority_module.BONUS.values()]
+    raws = ["ETP, Etp, etp, ÉTP et ÉETP ; CDD’s, NAS/TBI, éADS, ADSé, SAE et Saé",
+            "SVE, DIA et sve en urbanisme ; MIT, SILL et RGAA", "recrutement d'un prestataire, serveur vocal",
+            "Formation des agents ; Recrutement du prestataire et recrutement des vacataires"]
+    for family in families:
+        for raw in raws:
+            normalized = texte.normalize(raw)
+            for scan, text in ((family.acronyms, raw), (family.weak, raw), (family.words, normalized),
+                               (family.weak_words, normalized), (family.false_positives, normalized)):
+                if scan.pattern is not None:
+                    assert scan.spans(text, normalized) == [m.span() for m in scan.pattern.finditer(text)]
+
+
+def test_a_keyword_whose_literal_start_is_not_ascii_is_looked_for_by_its_regex() -> None:
+    from itn7cli.rules import texte
+
+    scan = texte._Scan((r"écrans?",))
+    assert (scan.prefixes, scan.spans("deux écrans, un écran")) == (None, [(5, 11), (16, 21)])

@@ -82,9 +82,10 @@ def literal_prefix(pattern: str) -> str:
 
 
 def _prefixes(parts: tuple[str, ...]) -> tuple[str, ...] | None:
-    """Literal starts of `parts`: a text holding none of them cannot match; None when one part has none."""
+    """Literal starts of `parts`: a text holding none of them cannot match; None when one part has none,
+    or one that is not ASCII (see `_Scan.spans`)."""
     found = tuple(literal_prefix(part) for part in parts)
-    return None if not all(found) else found
+    return None if not all(found) or not all(p.isascii() for p in found) else found
 
 
 class _Scan:
@@ -93,7 +94,9 @@ class _Scan:
     A match can only start where one of those starts occurs: the regex is tried at those few places,
     in order, skipping the ones inside a match already made — the matches of `finditer`, found from
     one search of every keyword list's starts at once (`_starts`) instead of the regex tried at every
-    word of the text."""
+    word of the text. The starts are looked for folded, in the folded text: an ASCII start ("ETP")
+    occurs in a text only where its folded form ("etp") occurs in the folded text (folding maps each
+    character to one, in place), so the places tried hold every match, and a few more at most."""
 
     __slots__ = ("pattern", "prefixes")
 
@@ -103,12 +106,14 @@ class _Scan:
         if self.prefixes:
             _SCANS.append(self)
 
-    def spans(self, text: str) -> list[tuple[int, int]]:
+    def spans(self, text: str, folded: str | None = None) -> list[tuple[int, int]]:
+        """The matches of `finditer` in `text`; `folded` is `normalize(text)` when the caller has it
+        (a normalized text is its own), so that a dossier's texts are searched once for every scan."""
         if self.pattern is None:
             return []
         if self.prefixes is None:
             return [m.span() for m in self.pattern.finditer(text)]
-        starts = _starts(text, len(_SCANS)).get(self)
+        starts = _starts(normalize(text) if folded is None else folded, len(_SCANS)).get(self)
         if not starts:
             return []
         spans: list[tuple[int, int]] = []
@@ -125,22 +130,22 @@ _SCANS: list[_Scan] = []  # every scan with literal starts, in the order they we
 
 @functools.lru_cache(maxsize=1)
 def _automaton(count: int) -> tuple[AhoCorasick, list[list[_Scan]]]:
-    """An Aho-Corasick automaton of the literal starts of the first `count` scans, and each start's scans."""
+    """An Aho-Corasick automaton of the folded literal starts of the first `count` scans, and each one's scans."""
     owners: dict[str, list[_Scan]] = {}
     for scan in _SCANS[:count]:
-        for prefix in scan.prefixes or ():
+        for prefix in dict.fromkeys(map(normalize, scan.prefixes or ())):
             owners.setdefault(prefix, []).append(scan)
     return AhoCorasick(list(owners)), list(owners.values())
 
 
-# A dossier's few texts are read by every keyword list one after the other: each is searched once.
-@functools.lru_cache(maxsize=4)
-def _starts(text: str, count: int) -> dict[_Scan, list[int]]:
-    """Scan → where its literal starts occur in `text` (overlapping occurrences included), for the first
-    `count` scans: one pass over the text for all of them."""
+# A dossier's folded text is read by every keyword list one after the other: it is searched once.
+@functools.lru_cache(maxsize=2)
+def _starts(folded: str, count: int) -> dict[_Scan, list[int]]:
+    """Scan → where its folded literal starts occur in `folded` (overlapping occurrences included), for
+    the first `count` scans: one pass over the text for all of them."""
     automaton, owners = _automaton(count)
     found: dict[_Scan, list[int]] = {}
-    for index, start, _end in automaton.find_matches_as_indexes(text, overlapping=True):
+    for index, start, _end in automaton.find_matches_as_indexes(folded, overlapping=True):
         for scan in owners[index]:
             found.setdefault(scan, []).append(start)
     return found
@@ -158,20 +163,20 @@ class Family:
                  weak_words: tuple[str, ...] = (), context: str | None = None) -> None:
         self.words = _Scan(words)
         self.acronyms = _Scan(acronyms)
-        self.false_positives = _alternation(false_positives)
+        self.false_positives = _Scan(false_positives)
         self.weak = _Scan(weak)
         self.weak_words = _Scan(weak_words)
         self.context = re.compile(context) if context else None
 
     def matches(self, raw: str, normalized: str) -> Iterator[tuple[int, int]]:
         """(start, end) of every match in `raw`, false positives and unsupported weak terms left out."""
-        spans = self.words.spans(normalized) + self.acronyms.spans(raw)
-        weak = self.weak.spans(raw) + self.weak_words.spans(normalized)
+        spans = self.words.spans(normalized, normalized) + self.acronyms.spans(raw, normalized)
+        weak = self.weak.spans(raw, normalized) + self.weak_words.spans(normalized, normalized)
         if weak and (self.context is None or self.context.search(normalized)):
             spans += weak
         if not spans:
             return
-        false = [m.span() for m in self.false_positives.finditer(normalized)] if self.false_positives else []
+        false = self.false_positives.spans(normalized, normalized)
         for start, end in sorted(spans):
             if not any(fs <= start and end <= fe for fs, fe in false):
                 yield start, end
