@@ -167,9 +167,14 @@ class Family:
         self.weak = _Scan(weak)
         self.weak_words = _Scan(weak_words)
         self.context = re.compile(context) if context else None
+        scans = (self.words, self.acronyms, self.weak, self.weak_words)
+        # When each scan has literal starts, a text holding none of them has no match: most families, most texts.
+        self._starting = frozenset(scans) if all(s.prefixes or s.pattern is None for s in scans) else None
 
     def matches(self, raw: str, normalized: str) -> Iterator[tuple[int, int]]:
         """(start, end) of every match in `raw`, false positives and unsupported weak terms left out."""
+        if self._starting is not None and self._starting.isdisjoint(_starts(normalized, len(_SCANS))):
+            return
         spans = self.words.spans(normalized, normalized) + self.acronyms.spans(raw, normalized)
         weak = self.weak.spans(raw, normalized) + self.weak_words.spans(normalized, normalized)
         if weak and (self.context is None or self.context.search(normalized)):
