@@ -17,6 +17,7 @@ rule reading it gives `donnees_illisibles` for that revision's dossiers, naming 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -83,6 +84,7 @@ TEXT_ROLES = ("intitule", "situation", "objectifs", "solution")
 UNIT = re.compile(r"\(\s*(?:en\s+)?(?:€|k€|eur|euros?|%)\s*\)", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=4096)  # each role compares its label with every champ's, in every revision
 def normalize_label(label: str | None) -> str:
     """A label as matching sees it: no case, accents, spacing, punctuation or bracketed unit."""
     text = UNIT.sub(" ", label or "")
