@@ -577,3 +577,17 @@ def test_a_keyword_whose_literal_start_is_not_ascii_is_looked_for_by_its_regex()
 
     scan = texte._Scan((r"écrans?",))
     assert (scan.prefixes, scan.spans("deux écrans, un écran")) == (None, [(5, 11), (16, 21)])
+
+
+def test_a_family_is_found_in_a_text_exactly_when_it_has_matches_there() -> None:
+    from itn7cli.rules import priority as priority_module
+    from itn7cli.rules import texte
+
+    families = [texte.STAFF, texte.EQUIPMENT, texte.RECURRING, texte.URBANISM, texte.ARCHIVING, priority_module.LIBRE,
+                *priority_module.BONUS.values()]
+    raws = ["Formation des agents, serveur vocal interactif, par téléphone", "formations et diagnostic ; RGAA",
+            "SVE et DIA sans le contexte", "SVE en urbanisme", "citoyenneté", "rgaa, Sill", ""]
+    for family in families:
+        for raw in raws:
+            normalized = texte.normalize(raw)
+            assert family.found_in(raw, normalized) == bool(list(family.matches(raw, normalized))), (raw, family)

@@ -383,7 +383,7 @@ class ChampSource:
         self.revision_id = revision_id
         self._located = form.located(revision_id)
         self._champs = _index(champs)
-        self._annotations = _index(annotations)
+        self._annotations = _index(annotations) if annotations else {}  # rows have none
         self._rows: dict[str, list[ChampSource]] = {}  # several rules read the same blocks
 
     def champ(self, role: str, *, required: bool = False) -> dict[str, Any] | None:

@@ -124,6 +124,15 @@ class _Scan:
                 end = found.end()
         return spans
 
+    def found_in(self, text: str, folded: str | None = None) -> bool:
+        """Whether `spans` would find one match at least: the regex tried at the starts until one matches."""
+        if self.pattern is None:
+            return False
+        if self.prefixes is None:
+            return self.pattern.search(text) is not None
+        starts = _starts(normalize(text) if folded is None else folded, len(_SCANS)).get(self) or ()
+        return any(self.pattern.match(text, at) for at in starts)
+
 
 _SCANS: list[_Scan] = []  # every scan with literal starts, in the order they were made
 
@@ -188,6 +197,8 @@ class Family:
 
     def found_in(self, raw: str, normalized: str) -> bool:
         """Whether the text holds one match at least (no snippet made)."""
+        if self.false_positives.pattern is None and self.weak.pattern is None and self.weak_words.pattern is None:
+            return self.words.found_in(normalized, normalized) or self.acronyms.found_in(raw, normalized)
         return next(self.matches(raw, normalized), None) is not None
 
 
