@@ -192,7 +192,7 @@ class Family:
             return
         false = self.false_positives.spans(normalized, normalized)
         for start, end in sorted(spans):
-            if not any(fs <= start and end <= fe for fs, fe in false):
+            if not false or not any(fs <= start and end <= fe for fs, fe in false):
                 yield start, end
 
     def found_in(self, raw: str, normalized: str) -> bool:
