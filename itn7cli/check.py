@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import sqlite_utils
 
 from . import labels
@@ -109,10 +110,12 @@ def form_hash(form: FormMap) -> str:
 
 def _to_check(db: sqlite_utils.Database, chash: str, fhashes: dict[int, str], counts: dict[str, int],
               force: bool) -> list[int]:
+    if force:
+        return checks_store.live_numbers(db)
     numbers = []
     for row in checks_store.previous_checks(db):
         siren = row["siren"]
-        if (force or row["checked"] is None or row["ruleset_version"] != RULESET_VERSION
+        if (row["checked"] is None or row["ruleset_version"] != RULESET_VERSION
                 or row["config_hash"] != chash or row["form_hash"] != fhashes.get(row["demarche_number"])
                 or row["modified"] != row["dossier_modified"] or row["synced"] != row["dossier_synced"]
                 or (siren is not None and counts.get(siren, 0) != row["siren_count"])):
@@ -123,6 +126,20 @@ def _to_check(db: sqlite_utils.Database, chash: str, fhashes: dict[int, str], co
 def _batches(numbers: list[int]) -> Iterator[list[int]]:
     for start in range(0, len(numbers), BATCH):
         yield numbers[start:start + BATCH]
+
+
+_decode = msgspec.json.Decoder().decode
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False) makes one per call
+
+
+def parse_raw(text: bytes | str) -> dict[str, Any]:
+    """A stored dossier's JSON (UTF-8 bytes or text). msgspec reads it about twice as fast as json; what it
+    refuses and json.dumps may write (NaN, infinities) json reads, so the result is the same."""
+    try:
+        parsed: dict[str, Any] = _decode(text)
+    except msgspec.DecodeError:
+        parsed = json.loads(text)
+    return parsed
 
 
 def unreadable_finding(since: str | None) -> Finding:
@@ -153,18 +170,19 @@ def run(db: sqlite_utils.Database, settings: Settings, *, force: bool = False) -
             form = forms[row["demarche_number"]][1] if row["demarche_number"] in forms else None
             found: list[Finding] = []
             prio: dict[str, Any] = {"score": None, "notes": []}
-            session = session_for(row["date_depot"], settings.sessions)
             if row["raw"] is not None and form is not None:
                 # A démarche stored without its revisions (never in DS): each dossier is read by its own labels.
-                dossier = Dossier(json.loads(row["raw"]), row["key"], form if form.revisions else form.role_map)
+                dossier = Dossier(parse_raw(row["raw"]), row["key"], form if form.revisions else form.role_map)
                 found = evaluate(dossier, context)
                 prio = priority(dossier, context)
                 session = session_for(dossier.date_depot, settings.sessions)
+            else:
+                session = session_for(row["date_depot"], settings.sessions)
             if number in unreadable:
                 found.append(unreadable_finding(unreadable[number]))
             checks.append({
                 "number": number, "demarche_number": row["demarche_number"], "session": session,
-                "status": worst(found), "priority": json.dumps(prio, ensure_ascii=False), "score": prio["score"],
+                "status": worst(found), "priority": _encode(prio), "score": prio["score"],
                 "ruleset_version": RULESET_VERSION, "config_hash": chash,
                 "form_hash": fhashes.get(row["demarche_number"]), "dossier_modified": row["modified"],
                 "dossier_synced": row["synced"], "siren": siren, "siren_count": counts.get(siren or "", 0),

@@ -110,6 +110,12 @@ def test_all_forces_a_full_recheck(db: sqlite_utils.Database) -> None:
     assert check.run(db, SETTINGS, force=True).checked == 3
 
 
+def test_a_forced_check_checks_every_live_dossier_and_no_deleted_one(db: sqlite_utils.Database) -> None:
+    with db.atomic():
+        store.mark_deleted(db, 100, [{"number": 2, "dateSupression": "2021-06-01T10:00:00+02:00"}], "supprime")
+    assert (check.run(db, SETTINGS, force=True).checked, [r["number"] for r in check.results(db)]) == (2, [1, 3])
+
+
 def test_limite_porteur_is_lifted_on_unchanged_dossiers_when_a_sibling_is_deleted(db: sqlite_utils.Database) -> None:
     check.run(db, SETTINGS)
     flagged = [r["number"] for r in check.results(db) if any(f["rule"] == "limite_porteur" for f in r["findings"])]
@@ -250,3 +256,21 @@ def test_the_demo_dataset_gets_exactly_the_verdicts_recorded_before_the_check_wa
     assert len(results) == 360
     text = json.dumps(results, ensure_ascii=False, sort_keys=True)
     assert hashlib.sha256(text.encode()).hexdigest() == DEMO_VERDICTS
+
+
+@pytest.mark.parametrize("node", [{"number": 1, "decimal": 1.5, "big": 2**70, "label": "Société « é »"},
+                                  {"number": 2, "decimal": float("inf"), "integer": -float("inf")}],
+                         ids=["ordinaire", "infini"])
+def test_a_stored_dossier_s_json_is_read_as_json_reads_it_even_where_msgspec_refuses_it(node: dict[str, Any]) -> None:
+    text = json.dumps(node, ensure_ascii=False, separators=(",", ":"))  # as the store writes it
+    assert check.parse_raw(text) == check.parse_raw(text.encode()) == json.loads(text) == node
+
+
+def test_the_dossiers_to_check_come_with_their_stored_json_as_utf8_bytes(db: sqlite_utils.Database) -> None:
+    from itn7cli.store import checks as checks_store
+
+    stored = dict(db.execute("SELECT number, raw FROM dossiers").fetchall())
+    assert not stored[1].isascii()  # the test means something for accented text
+    rows = checks_store.dossiers_to_check(db, [3, 1])
+    assert [(r["number"], r["key"], r["raw"]) for r in rows] == [
+        (1, "general", stored[1].encode()), (3, "labo", stored[3].encode())]

@@ -525,3 +525,69 @@ def test_a_pattern_s_literal_start_leaves_out_an_optional_last_character() -> No
 
     assert [literal_prefix(p) for p in (r"salaires?", r"recrut(?:er|ement)", r"embauch\w*", r"a?gpl", r"a|b",
                                         r"cart@ds")] == ["salaire", "recrut", "embauch", "", "", "cart@ds"]
+
+
+def test_normalize_folds_a_cp1252_text_and_any_other_text_character_by_character() -> None:
+    from itn7cli.rules import texte
+
+    cp1252 = bytes(b for b in range(256) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)).decode("cp1252")
+    for text in (cp1252, "Déjà l’équipe « œuvre » à 5 € — ÉCOLE", "İstanbul ﬁnance Ωmega µ é"):
+        assert texte.normalize(text) == "".join(texte._fold(char) for char in text)
+
+
+def test_a_keyword_list_made_after_a_text_was_searched_finds_its_words_in_it() -> None:
+    from itn7cli.rules import texte
+
+    text = texte.normalize("Un tableur partagé et un wiki.")
+    assert texte.hits(texte.STAFF, [(text, text)]) == []
+    late = texte.Family(words=(r"tableurs?", r"wiki"), acronyms=("WIKI",))
+    assert [word for word, _ in texte.hits(late, [(text, text)])] == ["tableur", "wiki"]
+
+
+def test_keyword_hits_are_the_first_distinct_words_met_up_to_the_limit() -> None:
+    from itn7cli.rules import texte
+
+    raw = "Salaire, salaire, recrutement\x00ETP, embauche et vacataires"
+    texts = [(raw, texte.normalize(raw))]
+    assert [word for word, _ in texte.hits(texte.STAFF, texts)] == texte.matched_words(texte.STAFF, texts) == [
+        "salaire", "recrutement", "etp"]
+    assert texte.hits(texte.STAFF, texts, limit=1) == [("salaire", "« Salaire » (Salaire, salaire, recrutement)")]
+
+
+def test_acronyms_and_false_positives_found_from_the_folded_text_are_those_of_the_full_regex_scan() -> None:
+    from itn7cli.rules import priority as priority_module
+    from itn7cli.rules import texte
+
+    families = [texte.STAFF, texte.EQUIPMENT, texte.RECURRING, texte.URBANISM, texte.ARCHIVING, priority_module.LIBRE,
+                *priority_module.BONUS.values()]
+    raws = ["ETP, Etp, etp, ÉTP et ÉETP ; CDD’s, NAS/TBI, éADS, ADSé, SAE et Saé",
+            "SVE, DIA et sve en urbanisme ; MIT, SILL et RGAA", "recrutement d'un prestataire, serveur vocal",
+            "Formation des agents ; Recrutement du prestataire et recrutement des vacataires"]
+    for family in families:
+        for raw in raws:
+            normalized = texte.normalize(raw)
+            for scan, text in ((family.acronyms, raw), (family.weak, raw), (family.words, normalized),
+                               (family.weak_words, normalized), (family.false_positives, normalized)):
+                if scan.pattern is not None:
+                    assert scan.spans(text, normalized) == [m.span() for m in scan.pattern.finditer(text)]
+
+
+def test_a_keyword_whose_literal_start_is_not_ascii_is_looked_for_by_its_regex() -> None:
+    from itn7cli.rules import texte
+
+    scan = texte._Scan((r"écrans?",))
+    assert (scan.prefixes, scan.spans("deux écrans, un écran")) == (None, [(5, 11), (16, 21)])
+
+
+def test_a_family_is_found_in_a_text_exactly_when_it_has_matches_there() -> None:
+    from itn7cli.rules import priority as priority_module
+    from itn7cli.rules import texte
+
+    families = [texte.STAFF, texte.EQUIPMENT, texte.RECURRING, texte.URBANISM, texte.ARCHIVING, priority_module.LIBRE,
+                *priority_module.BONUS.values()]
+    raws = ["Formation des agents, serveur vocal interactif, par téléphone", "formations et diagnostic ; RGAA",
+            "SVE et DIA sans le contexte", "SVE en urbanisme", "citoyenneté", "rgaa, Sill", ""]
+    for family in families:
+        for raw in raws:
+            normalized = texte.normalize(raw)
+            assert family.found_in(raw, normalized) == bool(list(family.matches(raw, normalized))), (raw, family)

@@ -16,9 +16,10 @@ TOLERANCE = 1.0  # euros: rounding of HT amounts typed by hand
 
 def expense_lines(d: Dossier) -> list[tuple[str, float | None]]:
     """(nature, amount) of every expense line; the block itself is required."""
-    lines = []
-    for row in d.rows("depenses", required=True):
-        lines.append((row.text("depense_nature"), _line_amount(row)))
+    lines: list[tuple[str, float | None]] | None = d.cache.get("expense_lines")
+    if lines is None:  # two rules read them; an unreadable block raises at each, as it is not cached
+        lines = d.cache["expense_lines"] = [(row.text("depense_nature"), _line_amount(row))
+                                            for row in d.rows("depenses", required=True)]
     return lines
 
 

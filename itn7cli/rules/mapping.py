@@ -17,6 +17,7 @@ rule reading it gives `donnees_illisibles` for that revision's dossiers, naming 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -83,6 +84,7 @@ TEXT_ROLES = ("intitule", "situation", "objectifs", "solution")
 UNIT = re.compile(r"\(\s*(?:en\s+)?(?:€|k€|eur|euros?|%)\s*\)", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=4096)  # each role compares its label with every champ's, in every revision
 def normalize_label(label: str | None) -> str:
     """A label as matching sees it: no case, accents, spacing, punctuation or bracketed unit."""
     text = UNIT.sub(" ", label or "")
@@ -211,6 +213,7 @@ class FormMap:
         for role in ROLES:
             if self.demarche_key in role.demarches:
                 self.targets[role.name] = self._resolve(role)
+        self._located: dict[str, dict[str, tuple[str | None, str | None]]] = {}
 
     def _scope(self, revision: FormRevision, role: Role, parent_id: str | None) -> Iterator[FormDescriptor]:
         return (d for d in revision.descriptors if d.kind == role.kind and d.parent_id == parent_id)
@@ -273,6 +276,20 @@ class FormMap:
         if gap is not None:
             raise Unreadable(gap)
         return target.descriptor_id
+
+    def located(self, revision_id: str | None) -> dict[str, tuple[str | None, str | None]]:
+        """Role → (descriptor id, why it cannot be read) in a dossier of `revision_id`: `locate` of
+        every role, worked out once per revision instead of at every read of every dossier."""
+        key = revision_id or ""
+        if key not in self._located:
+            where: dict[str, tuple[str | None, str | None]] = {}
+            for role in self.targets:
+                try:
+                    where[role] = (self.locate(role, revision_id), None)
+                except Unreadable as exc:
+                    where[role] = (None, exc.message)
+            self._located[key] = where
+        return self._located[key]
 
     def missing_message(self, role: str) -> str:
         """Why a required role has no value: the resolution's problem, else the champ absent from the dossier."""
@@ -339,8 +356,10 @@ def _revision_id(raw: Mapping[str, Any]) -> str:
 def _index(champs: Iterable[Any]) -> dict[str, dict[str, Any]]:
     by_id: dict[str, dict[str, Any]] = {}
     for champ in champs:
-        if isinstance(champ, dict) and champ.get("champDescriptorId"):
-            by_id.setdefault(champ["champDescriptorId"], champ)
+        if isinstance(champ, dict):
+            descriptor_id = champ.get("champDescriptorId")
+            if descriptor_id and descriptor_id not in by_id:
+                by_id[descriptor_id] = champ
     return by_id
 
 
@@ -352,6 +371,9 @@ def _number(value: Any) -> float | None:
     return float(value)  # BigInt arrives as a string: float("45000") is fine
 
 
+_NOWHERE: tuple[str | None, str | None] = (None, None)  # a role the démarche's form does not serve
+
+
 class ChampSource:
     """Typed access to champs by role; raises Unreadable for a required champ absent or of a wrong type."""
 
@@ -359,13 +381,16 @@ class ChampSource:
                  annotations: Iterable[Any] = ()) -> None:
         self.form = form
         self.revision_id = revision_id
+        self._located = form.located(revision_id)
         self._champs = _index(champs)
-        self._annotations = _index(annotations)
+        self._annotations = _index(annotations) if annotations else {}  # rows have none
         self._rows: dict[str, list[ChampSource]] = {}  # several rules read the same blocks
 
     def champ(self, role: str, *, required: bool = False) -> dict[str, Any] | None:
         """The raw champ serving `role`, None when absent (hidden by a condition) and not required."""
-        descriptor_id = self.form.locate(role, self.revision_id)
+        descriptor_id, problem = self._located.get(role, _NOWHERE)
+        if problem is not None:
+            raise Unreadable(problem)
         spec = ROLES_BY_NAME[role]
         found = None
         if descriptor_id is not None:

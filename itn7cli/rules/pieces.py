@@ -20,8 +20,8 @@ def pieces_manquantes(d: Dossier, ctx: Context) -> Iterable[Finding]:
     for role in ("piece_presentation", "piece_annexe1"):
         if not d.files(role, required=True):
             missing.append(f"« {d.champ(role, required=True)['label']} »")  # type: ignore[index]
-    services = sorted({row.text("depense_nature") for row in d.rows("depenses", required=True)
-                       if normalize(row.text("depense_nature")).startswith(SERVICE_NATURES)})
+    natures = {row.text("depense_nature") for row in d.rows("depenses", required=True)}
+    services = sorted(nature for nature in natures if normalize(nature).startswith(SERVICE_NATURES))
     if services and not d.files("piece_devis"):
         missing.append(f"devis (prestations prévues : {', '.join(services)})")
     if missing:

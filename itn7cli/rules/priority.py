@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from .engine import Context, Unreadable
 from .mapping import Dossier
-from .texte import Family, Text, hits, normalize, project_texts
+from .texte import Family, Text, matched_words, normalize, project_texts
 
 LIBRE = Family(
     words=(r"logiciels? libres?", r"open source", r"code source (?:ouvert|publie)", r"licence libre", r"agpl", r"gpl",
@@ -74,11 +74,11 @@ def territory(d: Dossier, ctx: Context, notes: list[str]) -> tuple[float | None,
 
 
 def themes(d: Dossier, texts: list[Text], notes: list[str]) -> list[str]:
-    found = {name for name, family in BONUS.items() if hits(family, texts, limit=1)}
+    found = {name for name, family in BONUS.items() if any(family.found_in(*text) for text in texts)}
     ticked: list[str] = readable(notes, lambda: d.values("inscription"), [])
-    for value in ticked:
+    for value in map(normalize, ticked):
         for prefix, name in INSCRIPTION_THEMES.items():
-            if normalize(value).startswith(prefix):
+            if value.startswith(prefix):
                 found.add(name)
     return sorted(found)
 
@@ -99,7 +99,7 @@ def priority(d: Dossier, ctx: Context) -> dict[str, Any]:
     zrr, population = territory(d, ctx, notes)
     texts: list[Text] = readable(notes, lambda: project_texts(d), [])
     declared_libre = readable(notes, lambda: d.yes_no("logiciel_libre"), None)
-    libre_words = [word for word, _ in hits(LIBRE, texts)]
+    libre_words = matched_words(LIBRE, texts)
     bonus = themes(d, texts, notes)
     taille = size_class(population, ctx)
     if len(readable(notes, lambda: d.text("situation"), "")) < SHORT_DESCRIPTION:

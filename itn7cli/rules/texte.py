@@ -9,10 +9,13 @@ agents" is an eligible theme, "poste de travail" is a computer (equipment), not 
 
 from __future__ import annotations
 
+import codecs
 import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+
+from ahocorasick_rs import AhoCorasick
 
 from .engine import A_VERIFIER, ELIGIBLE, Context, Finding, rule
 from .mapping import TEXT_ROLES, Dossier
@@ -29,11 +32,19 @@ def _fold(char: str) -> str:
 _FOLDED: dict[int, str] = {}  # code point → its folded character, for every character met so far
 
 
+# Each cp1252 character (Latin-1 with ’ œ € … — what French text is typed in) folded: such a text is
+# folded byte by byte by the charmap codec, in C; str.translate goes through a dict character by character.
+_CP1252_FOLDED = "".join(_fold(bytes([byte]).decode("cp1252", errors="replace")) for byte in range(256))
+
+
 def normalize(text: str) -> str:
     """Lower case without accents, same length as `text` so match positions map back to the raw text."""
     if text.isascii():
         return text.lower()
-    return _short(text) if len(text) <= SHORT else _normalize(text)
+    try:
+        return codecs.charmap_decode(text.encode("cp1252"), "strict", _CP1252_FOLDED)[0]
+    except UnicodeEncodeError:
+        return _short(text) if len(text) <= SHORT else _normalize(text)
 
 
 SHORT = 80  # characters: drop-down values and names, which repeat from dossier to dossier
@@ -71,35 +82,38 @@ def literal_prefix(pattern: str) -> str:
 
 
 def _prefixes(parts: tuple[str, ...]) -> tuple[str, ...] | None:
-    """Literal starts of `parts`: a text holding none of them cannot match; None when one part has none."""
+    """Literal starts of `parts`: a text holding none of them cannot match; None when one part has none,
+    or one that is not ASCII (see `_Scan.spans`)."""
     found = tuple(literal_prefix(part) for part in parts)
-    return None if not all(found) else found
+    return None if not all(found) or not all(p.isascii() for p in found) else found
 
 
 class _Scan:
     """One alternation `\\b(?:…)\\b` and the literal starts of its parts.
 
     A match can only start where one of those starts occurs: the regex is tried at those few places,
-    in order, skipping the ones inside a match already made — the matches of `finditer`, found with a
-    few substring searches instead of the regex tried at every word of the text."""
+    in order, skipping the ones inside a match already made — the matches of `finditer`, found from
+    one search of every keyword list's starts at once (`_starts`) instead of the regex tried at every
+    word of the text. The starts are looked for folded, in the folded text: an ASCII start ("ETP")
+    occurs in a text only where its folded form ("etp") occurs in the folded text (folding maps each
+    character to one, in place), so the places tried hold every match, and a few more at most."""
 
     __slots__ = ("pattern", "prefixes")
 
     def __init__(self, parts: tuple[str, ...]) -> None:
         self.pattern = _alternation(parts)
         self.prefixes = tuple(dict.fromkeys(_prefixes(parts) or ())) or None
+        if self.prefixes:
+            _SCANS.append(self)
 
-    def spans(self, text: str) -> list[tuple[int, int]]:
+    def spans(self, text: str, folded: str | None = None) -> list[tuple[int, int]]:
+        """The matches of `finditer` in `text`; `folded` is `normalize(text)` when the caller has it
+        (a normalized text is its own), so that a dossier's texts are searched once for every scan."""
         if self.pattern is None:
             return []
         if self.prefixes is None:
             return [m.span() for m in self.pattern.finditer(text)]
-        starts = []
-        for prefix in self.prefixes:
-            at = text.find(prefix)
-            while at >= 0:
-                starts.append(at)
-                at = text.find(prefix, at + 1)
+        starts = _starts(normalize(text) if folded is None else folded, len(_SCANS)).get(self)
         if not starts:
             return []
         spans: list[tuple[int, int]] = []
@@ -109,6 +123,41 @@ class _Scan:
                 spans.append(found.span())
                 end = found.end()
         return spans
+
+    def found_in(self, text: str, folded: str | None = None) -> bool:
+        """Whether `spans` would find one match at least: the regex tried at the starts until one matches."""
+        if self.pattern is None:
+            return False
+        if self.prefixes is None:
+            return self.pattern.search(text) is not None
+        starts = _starts(normalize(text) if folded is None else folded, len(_SCANS)).get(self) or ()
+        return any(self.pattern.match(text, at) for at in starts)
+
+
+_SCANS: list[_Scan] = []  # every scan with literal starts, in the order they were made
+
+
+@functools.lru_cache(maxsize=1)
+def _automaton(count: int) -> tuple[AhoCorasick, list[list[_Scan]]]:
+    """An Aho-Corasick automaton of the folded literal starts of the first `count` scans, and each one's scans."""
+    owners: dict[str, list[_Scan]] = {}
+    for scan in _SCANS[:count]:
+        for prefix in dict.fromkeys(map(normalize, scan.prefixes or ())):
+            owners.setdefault(prefix, []).append(scan)
+    return AhoCorasick(list(owners)), list(owners.values())
+
+
+# A dossier's folded text is read by every keyword list one after the other: it is searched once.
+@functools.lru_cache(maxsize=2)
+def _starts(folded: str, count: int) -> dict[_Scan, list[int]]:
+    """Scan → where its folded literal starts occur in `folded` (overlapping occurrences included), for
+    the first `count` scans: one pass over the text for all of them."""
+    automaton, owners = _automaton(count)
+    found: dict[_Scan, list[int]] = {}
+    for index, start, _end in automaton.find_matches_as_indexes(folded, overlapping=True):
+        for scan in owners[index]:
+            found.setdefault(scan, []).append(start)
+    return found
 
 
 class Family:
@@ -123,23 +172,34 @@ class Family:
                  weak_words: tuple[str, ...] = (), context: str | None = None) -> None:
         self.words = _Scan(words)
         self.acronyms = _Scan(acronyms)
-        self.false_positives = _alternation(false_positives)
+        self.false_positives = _Scan(false_positives)
         self.weak = _Scan(weak)
         self.weak_words = _Scan(weak_words)
         self.context = re.compile(context) if context else None
+        scans = (self.words, self.acronyms, self.weak, self.weak_words)
+        # When each scan has literal starts, a text holding none of them has no match: most families, most texts.
+        self._starting = frozenset(scans) if all(s.prefixes or s.pattern is None for s in scans) else None
 
     def matches(self, raw: str, normalized: str) -> Iterator[tuple[int, int]]:
         """(start, end) of every match in `raw`, false positives and unsupported weak terms left out."""
-        spans = self.words.spans(normalized) + self.acronyms.spans(raw)
-        if (self.weak.pattern or self.weak_words.pattern) and (
-                self.context is None or self.context.search(normalized)):
-            spans += self.weak.spans(raw) + self.weak_words.spans(normalized)
+        if self._starting is not None and self._starting.isdisjoint(_starts(normalized, len(_SCANS))):
+            return
+        spans = self.words.spans(normalized, normalized) + self.acronyms.spans(raw, normalized)
+        weak = self.weak.spans(raw, normalized) + self.weak_words.spans(normalized, normalized)
+        if weak and (self.context is None or self.context.search(normalized)):
+            spans += weak
         if not spans:
             return
-        false = [m.span() for m in self.false_positives.finditer(normalized)] if self.false_positives else []
+        false = self.false_positives.spans(normalized, normalized)
         for start, end in sorted(spans):
-            if not any(fs <= start and end <= fe for fs, fe in false):
+            if not false or not any(fs <= start and end <= fe for fs, fe in false):
                 yield start, end
+
+    def found_in(self, raw: str, normalized: str) -> bool:
+        """Whether the text holds one match at least (no snippet made)."""
+        if self.false_positives.pattern is None and self.weak.pattern is None and self.weak_words.pattern is None:
+            return self.words.found_in(normalized, normalized) or self.acronyms.found_in(raw, normalized)
+        return next(self.matches(raw, normalized), None) is not None
 
 
 STAFF = Family(  # E1: frais de personnel
@@ -213,14 +273,28 @@ def snippet(text: str, start: int, end: int, width: int = 35) -> str:
     return ("…" if left > segment_start else "") + body + ("…" if right < segment_end else "")
 
 
-def hits(family: Family, texts: Iterable[Text], limit: int = 3) -> list[tuple[str, str]]:
-    """Distinct matched words (as written) with a context snippet, at most `limit`."""
-    found: dict[str, str] = {}
+def _first(family: Family, texts: Iterable[Text], limit: int) -> Iterator[tuple[str, str, int, int]]:
+    """(normalized word, text, start, end) of the first `limit` distinct words matched, in text order."""
+    seen: set[str] = set()
     for text, normalized in texts:
         for start, end in family.matches(text, normalized):
-            word = text[start:end]
-            found.setdefault(normalized[start:end], f"« {word} » ({snippet(text, start, end)})")
-    return list(found.items())[:limit]
+            if len(seen) >= limit:
+                return
+            word = normalized[start:end]
+            if word not in seen:
+                seen.add(word)
+                yield word, text, start, end
+
+
+def hits(family: Family, texts: Iterable[Text], limit: int = 3) -> list[tuple[str, str]]:
+    """Distinct matched words (normalized) with the word as written and its context, at most `limit`."""
+    return [(word, f"« {text[start:end]} » ({snippet(text, start, end)})")
+            for word, text, start, end in _first(family, texts, limit)]
+
+
+def matched_words(family: Family, texts: Iterable[Text], limit: int = 3) -> list[str]:
+    """The distinct matched words (normalized) of `hits`, without building their contexts."""
+    return [word for word, *_ in _first(family, texts, limit)]
 
 
 def describe(matches: list[tuple[str, str]]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 import sqlite_utils
@@ -12,6 +13,7 @@ from .schema import LIVE
 CHECK_COLUMNS = ("number", "demarche_number", "session", "status", "priority", "score", "ruleset_version",
                  "config_hash", "form_hash", "dossier_modified", "dossier_synced", "siren", "siren_count",
                  "checked_at")
+FINDING_COLUMNS = ("dossier_number", "position", "rule", "status", "message")
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -47,11 +49,22 @@ def previous_checks(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
         yield dict(zip(names, row, strict=True))
 
 
+def live_numbers(db: sqlite_utils.Database) -> list[int]:
+    """Every live dossier of a configured démarche, by number: what a forced check checks. (Reading
+    `previous_checks` instead would read each dossier's sync time, stored after its raw JSON.)"""
+    return [number for (number,) in db.execute(
+        f"SELECT d.number FROM dossiers d JOIN demarches m ON m.number = d.demarche_number WHERE {LIVE} "
+        "ORDER BY d.number")]
+
+
 def dossiers_to_check(db: sqlite_utils.Database, numbers: Sequence[int]) -> list[dict[str, Any]]:
-    """{number, demarche_number, key, modified, synced, siren, date_depot, raw (JSON text or None)} of `numbers`."""
+    """{number, demarche_number, key, modified, synced, siren, date_depot, raw} of `numbers`; raw is the
+    dossier's JSON as UTF-8 bytes (or None): a JSON parser reads them as they are, where a text would be
+    decoded into a str and encoded back."""
     cursor = db.execute(
         "SELECT d.number, d.demarche_number, m.key, d.date_derniere_modification AS modified, d.synced_at AS synced, "
-        "d.siren, d.date_depot, d.raw FROM dossiers d JOIN demarches m ON m.number = d.demarche_number "
+        "d.siren, d.date_depot, CAST(d.raw AS BLOB) AS raw FROM dossiers d "
+        "JOIN demarches m ON m.number = d.demarche_number "
         f"WHERE d.number IN ({_marks(numbers)}) ORDER BY d.number", list(numbers))
     names = [c[0] for c in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
@@ -72,11 +85,9 @@ def save_results(db: sqlite_utils.Database, numbers: Sequence[int], checks: Iter
         db.execute(f"DELETE FROM check_findings WHERE dossier_number IN ({marks})", list(numbers))
         db.execute(f"DELETE FROM checks WHERE number IN ({marks})", list(numbers))
         db.conn.executemany(f"INSERT INTO checks ({', '.join(CHECK_COLUMNS)}) VALUES ({_marks(CHECK_COLUMNS)})",
-                            [tuple(c[k] for k in CHECK_COLUMNS) for c in checks])
-        db.conn.executemany("INSERT INTO check_findings (dossier_number, position, rule, status, message) "
-                            "VALUES (?, ?, ?, ?, ?)",
-                            [(f["dossier_number"], f["position"], f["rule"], f["status"], f["message"])
-                             for f in findings])
+                            map(itemgetter(*CHECK_COLUMNS), checks))
+        db.conn.executemany(f"INSERT INTO check_findings ({', '.join(FINDING_COLUMNS)}) "
+                            f"VALUES ({_marks(FINDING_COLUMNS)})", map(itemgetter(*FINDING_COLUMNS), findings))
 
 
 def counts(db: sqlite_utils.Database) -> list[tuple[int | None, str, int]]:
