@@ -470,22 +470,64 @@ def test_an_unreadable_dossier_is_listed_with_what_is_known_and_its_finding(buil
 
 def test_the_export_still_goes_through_the_openpyxl_hook_it_overrides(
         built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """export/cells.py replaces the private `WriteOnlyWorksheet._values_to_row` (speed): if an openpyxl
-    upgrade stops calling it, this fails, and pyproject.toml's upper bound must be revisited."""
-    from itn7cli.export import cells
+    """export/rows.py replaces the private `write_row` of openpyxl's write-only worksheet writer (speed): if an
+    openpyxl upgrade stops calling it, this fails, and pyproject.toml's upper bound must be revisited."""
+    from itn7cli.export import rows
 
     calls = []
-    original = cells._cells_to_row
+    original = rows.write_row
 
-    def counting(ws: Any, values: Any, row_idx: int) -> Any:
+    def counting(writer: Any, xf: Any, row: Any, row_idx: int) -> None:
         calls.append(row_idx)
-        return original(ws, values, row_idx)
+        original(writer, xf, row, row_idx)
 
-    monkeypatch.setattr(cells, "_cells_to_row", counting)
+    monkeypatch.setattr(rows, "write_row", counting)
     db = store.open_db(built.db_path)
     export.export_session(db, config.Settings(), SESSION, tmp_path / "comite.xlsx")
     db.close()
-    assert len(calls) > len(_expected_numbers(built))  # every row of every sheet went through the hook
+    assert len(calls) > 2 * len(_expected_numbers(built))  # every row of every table sheet went through the hook
+
+
+def _rows_of_every_kind(ws: Any) -> list[tuple[list[Any], float | None]]:
+    from itn7cli.export import cells
+
+    link = cells.link_cell(ws, "4601012", "https://example.org/dossiers/4601012?a=1&b=2", tooltip="Ouvrir « ici »")
+    return [
+        (cells.header_cells(ws, [cells.Column("N° dossier", 10), cells.Column("Montant", 12)]), 30.0),
+        ([cells.text_cell(ws, "Générale"), link, cells.text_cell(ws, "  espaces  ", wrap=True),
+          cells.text_cell(ws, "a < b & c > d \"e\" 'f'\tg\nh"), cells.text_cell(ws, "=1+1"),
+          cells.text_cell(ws, "𝄞 € «»")], None),
+        ([None, cells.number_cell(ws, 46_250, cells.AMOUNT_FORMAT), cells.number_cell(ws, 0.1 + 0.2, "0.0"),
+          cells.number_cell(ws, None, "0"), cells.date_cell(ws, datetime(2021, 3, 21, 16, 29, 25)),
+          cells.input_cell(ws, None), cells.input_cell(ws, None, number_format=cells.AMOUNT_FORMAT),
+          cells.input_cell(ws, "Retenu", wrap=True), cells.status_cell(ws, "ineligible", "Inéligible")], 409.0),
+    ]
+
+
+def _canonical_sheet(path: Path) -> tuple[bytes, bytes]:
+    from lxml import etree
+
+    with zipfile.ZipFile(path) as archive:
+        return (etree.tostring(etree.fromstring(archive.read("xl/worksheets/sheet1.xml")), method="c14n"),
+                archive.read("xl/worksheets/_rels/sheet1.xml.rels"))
+
+
+def test_the_row_writer_writes_the_xml_openpyxl_writes(tmp_path: Path) -> None:
+    from itn7cli.export import rows
+
+    fast, own = openpyxl.Workbook(write_only=True), openpyxl.Workbook(write_only=True)
+    ws = fast.create_sheet("Dossiers")
+    rows.stream_rows(ws)
+    for cells, height in _rows_of_every_kind(ws):
+        ws.append(rows.prepare(cells, height))
+    fast.save(tmp_path / "fast.xlsx")
+    ws = own.create_sheet("Dossiers")
+    for index, (cells, height) in enumerate(_rows_of_every_kind(ws), start=1):
+        if height is not None:
+            ws.row_dimensions[index].height = height
+        ws.append(cells)
+    own.save(tmp_path / "own.xlsx")
+    assert _canonical_sheet(tmp_path / "fast.xlsx") == _canonical_sheet(tmp_path / "own.xlsx")
 
 
 def test_session_0_writes_one_workbook_of_the_dossiers_of_every_session(built: Built, tmp_path: Path) -> None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import functools
 import re
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from types import MethodType
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -23,6 +22,8 @@ from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.properties import PageSetupProperties
+
+from .rows import PreparedCell, prepare, stream_rows
 
 EXCEL_CELL_LIMIT = 32_767
 PAPERSIZE_A4 = "9"  # OOXML paper codes
@@ -128,7 +129,7 @@ def style_array(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Fon
 
 
 def _cell(ws: WriteOnlyWorksheet, value: Any, style: SharedStyle) -> Cell:
-    cell = Cell(ws, row=1, column=1, value=value)
+    cell = PreparedCell(ws, row=1, column=1, value=value)
     cell._style = style  # shared, not copied (openpyxl copies a style_array given to Cell)
     return cell
 
@@ -264,37 +265,10 @@ def row_height(texts: Sequence[tuple[str, float]]) -> float | None:
     return min(lines * LINE_HEIGHT, MAX_ROW_HEIGHT) if lines > 1 else None
 
 
-def append_row(ws: WriteOnlyWorksheet, row_index: int, cells: Sequence[Any], height: float | None) -> None:
-    """Appends a row with its height; the height is dropped once written so memory stays flat."""
-    if height is not None:
-        ws.row_dimensions[row_index].height = height
-    ws.append(cells)
-    ws.row_dimensions.pop(row_index, None)
-
-
-def _cells_to_row(ws: WriteOnlyWorksheet, values: Sequence[Any], row_idx: int) -> Iterator[Cell]:
-    """openpyxl's `_values_to_row`, asking first whether a value is already a cell.
-
-    Almost every value here is a prepared cell; openpyxl's loop first tries to store each one as a
-    plain value, and the failure formats an error message with the cell's repr: about a fifth of the
-    export's time. The cells written are the same.
-    """
-    for col_idx, value in enumerate(values, 1):
-        if value is None:
-            continue
-        cell = value if isinstance(value, Cell) else WriteOnlyCell(ws, value)
-        cell.column = col_idx
-        cell.row = row_idx
-        if cell.hyperlink is not None:
-            cell.hyperlink.ref = cell.coordinate
-        yield cell
-
-
 def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: str, footer: str,
                  paper: str = PAPERSIZE_A4) -> None:
     """Widths, frozen panes, print set-up, then the header row: in write-only mode the set-up
     must precede the first row."""
-    ws._values_to_row = MethodType(_cells_to_row, ws)
     for index, column in enumerate(columns, start=1):
         ws.column_dimensions[get_column_letter(index)].width = column.width
         if column.hidden:
@@ -312,7 +286,8 @@ def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: s
     ws.oddFooter.left.size = 8
     ws.oddFooter.right.text = "Page &P / &N"
     ws.oddFooter.right.size = 8
-    append_row(ws, 1, header_cells(ws, columns), row_height([(c.header, c.width) for c in columns]))
+    stream_rows(ws)
+    ws.append(prepare(header_cells(ws, columns), row_height([(c.header, c.width) for c in columns])))
 
 
 def header_cells(ws: WriteOnlyWorksheet, columns: Sequence[Column]) -> list[WriteOnlyCell]:

@@ -38,7 +38,6 @@ from .cells import (
     TITLE_FONT,
     TOTAL_BORDER,
     Column,
-    append_row,
     date_cell,
     finish_table,
     input_cell,
@@ -51,6 +50,7 @@ from .cells import (
     text_cell,
 )
 from .data import DEPARTEMENTS, Freshness, Row, SessionTotals, dossier_url
+from .rows import PreparedRow, prepare
 
 RULE_LABELS = rules_engine.rule_titles()  # « Hors région »: the rule registry's titles
 STATUSES = {status: label.capitalize() for status, label in STATUS_LABELS.items()}  # « À vérifier »
@@ -135,10 +135,10 @@ class Table:
         return cell
 
     def append(self, values: Sequence[Any]) -> None:
-        self.write(*self.cells(values))
+        self.write(prepare(*self.cells(values)))
 
-    def write(self, cells: Sequence[Any], height: float | None) -> None:
-        append_row(self.ws, self.rows + 2, cells, height)
+    def write(self, row: PreparedRow) -> None:
+        self.ws.append(row)
         self.rows += 1
 
     def finish(self) -> None:
@@ -171,8 +171,7 @@ class DossierTable(Table):
     def add(self, row: Row, pieces: PurePosixPath | None = None, *, also: DossierTable | None = None) -> None:
         """Writes the dossier's row here and, when given, in `also` (its département's sheet).
 
-        The cells are built once for both sheets (building them is a third of an export); only the
-        links are rebuilt, since openpyxl files a hyperlink under the sheet its cell was made for."""
+        The row is prepared once for both sheets (the same workbook: the same styles)."""
         ws = self.ws
         state = labels.STATES.get(row.state, row.state) + (" (archivé)" if row.archived else "")
         links = self._links(row, pieces)
@@ -185,12 +184,10 @@ class DossierTable(Table):
             number_cell(ws, row.zrr, PERCENT_FORMAT), row.taille, number_cell(ws, row.score, SCORE_FORMAT),
             row.avis, number_cell(ws, row.montant_propose, AMOUNT_FORMAT), *links[1:], *self._decision(row),
         ]
-        cells, height = self.cells(values)
-        self.write(cells, height)
+        prepared = prepare(*self.cells(values))
+        self.write(prepared)
         if also is not None:
-            links = also._links(row, pieces)  # the other cells are shared: same workbook, same styles
-            also.write([cells[0], links[0], *cells[2:len(DOSSIER_COLUMNS)], *links[1:],
-                        *cells[-len(DECISION_COLUMNS):]], height)
+            also.write(prepared)
 
     def _decision(self, row: Row) -> list[Cell]:
         """The committee's cells, pre-filled from a recorded decision, and the row's hidden key."""
