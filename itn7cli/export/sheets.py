@@ -11,7 +11,6 @@ from pathlib import PurePosixPath
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from openpyxl.cell import Cell
 from openpyxl.chart import BarChart, Reference
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -50,7 +49,7 @@ from .cells import (
     text_cell,
 )
 from .data import DEPARTEMENTS, Freshness, Row, SessionTotals, dossier_url
-from .rows import PreparedRow, prepare
+from .rows import PreparedCell, PreparedRow, prepare
 
 RULE_LABELS = rules_engine.rule_titles()  # « Hors région »: the rule registry's titles
 STATUSES = {status: label.capitalize() for status, label in STATUS_LABELS.items()}  # « À vérifier »
@@ -102,7 +101,7 @@ class Table:
         self.rows = 0
         # Cells of the columns whose values repeat (démarche, état, statut…) are made once and written
         # many times: a cell holds no row of its own until written.
-        self._repeated: dict[tuple[Any, ...], Cell] = {}
+        self._repeated: dict[tuple[Any, ...], PreparedCell] = {}
         set_up_table(ws, columns, freeze="C2", footer=footer, paper=paper)
 
     def cells(self, values: Sequence[Any]) -> tuple[list[Any], float | None]:
@@ -117,16 +116,16 @@ class Table:
                 cells.append(self._shared((index, value), partial(text_cell, self.ws, value, wrap=column.wrap)))
             else:
                 cells.append(text_cell(self.ws, value, wrap=column.wrap))
-            text = value.value if isinstance(value, Cell) else value  # a pre-filled cell may wrap too
+            text = value.value if isinstance(value, PreparedCell) else value  # a pre-filled cell may wrap too
             if column.wrap and text and isinstance(text, str):
                 wrapped.append((text, column.width))
         return cells, row_height(wrapped)
 
-    def status(self, status: str | None, label: str) -> Cell:
+    def status(self, status: str | None, label: str) -> PreparedCell:
         """A coloured status cell, shared by every row with that status."""
         return self._shared(("status", status, label), partial(status_cell, self.ws, status, label))
 
-    def _shared(self, key: tuple[Any, ...], make: Callable[[], Cell]) -> Cell:
+    def _shared(self, key: tuple[Any, ...], make: Callable[[], PreparedCell]) -> PreparedCell:
         cell = self._repeated.get(key)
         if cell is None:
             cell = make()
@@ -189,7 +188,7 @@ class DossierTable(Table):
         if also is not None:
             also.write(prepared)
 
-    def _decision(self, row: Row) -> list[Cell]:
+    def _decision(self, row: Row) -> list[PreparedCell]:
         """The committee's cells, pre-filled from a recorded decision, and the row's hidden key."""
         ws = self.ws
         if row.decision is None:  # most rows: three empty cells, made once per sheet
@@ -208,9 +207,9 @@ class DossierTable(Table):
         self._choices.sqref = f"{get_column_letter(first)}2:{get_column_letter(first)}{last_row}"
         self._amounts.sqref = f"{get_column_letter(first + 1)}2:{get_column_letter(first + 1)}{last_row}"
 
-    def _links(self, row: Row, pieces: PurePosixPath | None) -> list[Cell | None]:
+    def _links(self, row: Row, pieces: PurePosixPath | None) -> list[PreparedCell | None]:
         """The dossier's link to DS, and the link to its attachments when the sheet has that column."""
-        links: list[Cell | None] = [link_cell(self.ws, str(row.number),
+        links: list[PreparedCell | None] = [link_cell(self.ws, str(row.number),
                                               dossier_url(self.settings, row.demarche_number, row.number),
                                               tooltip="Ouvrir le dossier dans Démarche Numérique")]
         if self.pieces:
