@@ -9,7 +9,7 @@ import sqlite_utils
 
 from .schema import LIVE
 
-BATCH = 500  # dossiers read per query: memory stays flat whatever the session's size
+BATCH = 100  # dossiers read per query: memory stays flat whatever the session's size
 
 # A live dossier, or one the API could not serialise (its row may be a stub without raw data): the
 # committee must see it, with what is known, rather than miss it.
