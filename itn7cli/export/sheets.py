@@ -106,17 +106,22 @@ class Table:
 
     def cells(self, values: Sequence[Any]) -> tuple[list[Any], float | None]:
         """Cells for a row whose str values are dossier texts (cells given as such are kept), and its height."""
-        cells, wrapped = [], []
+        cells: list[PreparedCell | None] = []
+        wrapped = []
         for index, (column, value) in enumerate(zip(self.columns, values, strict=True)):
             if not isinstance(value, str):
                 cells.append(value)
+                text = value.value if value is not None else None  # a pre-filled cell may wrap too
             elif not value:
                 cells.append(None)  # nothing to write
+                continue
             elif column.repeat:
-                cells.append(self._shared((index, value), partial(text_cell, self.ws, value, wrap=column.wrap)))
+                cell = self._repeated.get((index, value))
+                cells.append(cell or self._share((index, value), text_cell(self.ws, value, wrap=column.wrap)))
+                text = value
             else:
                 cells.append(text_cell(self.ws, value, wrap=column.wrap))
-            text = value.value if isinstance(value, PreparedCell) else value  # a pre-filled cell may wrap too
+                text = value
             if column.wrap and text and isinstance(text, str):
                 wrapped.append((text, column.width))
         return cells, row_height(wrapped)
@@ -127,10 +132,11 @@ class Table:
 
     def _shared(self, key: tuple[Any, ...], make: Callable[[], PreparedCell]) -> PreparedCell:
         cell = self._repeated.get(key)
-        if cell is None:
-            cell = make()
-            if len(self._repeated) < REPEATED_CELLS:
-                self._repeated[key] = cell
+        return cell if cell is not None else self._share(key, make())
+
+    def _share(self, key: tuple[Any, ...], cell: PreparedCell) -> PreparedCell:
+        if len(self._repeated) < REPEATED_CELLS:
+            self._repeated[key] = cell
         return cell
 
     def append(self, values: Sequence[Any]) -> None:
