@@ -104,7 +104,7 @@ class Table:
         self._repeated: dict[tuple[Any, ...], PreparedCell] = {}
         set_up_table(ws, columns, freeze="C2", footer=footer, paper=paper)
 
-    def cells(self, values: Sequence[Any]) -> tuple[list[Any], float | None]:
+    def cells(self, values: Sequence[Any]) -> tuple[list[PreparedCell | None], float | None]:
         """Cells for a row whose str values are dossier texts (cells given as such are kept), and its height."""
         cells: list[PreparedCell | None] = []
         wrapped = []
@@ -115,9 +115,9 @@ class Table:
             elif not value:
                 cells.append(None)  # nothing to write
                 continue
-            elif column.repeat:
-                cell = self._repeated.get((index, value))
-                cells.append(cell or self._share((index, value), text_cell(self.ws, value, wrap=column.wrap)))
+            elif column.repeat:  # looked up without building a maker: most values are found
+                cells.append(self._repeated.get((index, value))
+                             or self._share((index, value), text_cell(self.ws, value, wrap=column.wrap)))
                 text = value
             else:
                 cells.append(text_cell(self.ws, value, wrap=column.wrap))
