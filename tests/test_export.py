@@ -6,6 +6,7 @@ dossiers of session 2 beforehand; the check then runs as `itn7 check` would.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import zipfile
@@ -269,6 +270,10 @@ def test_a_string_that_looks_like_an_error_value_is_written_as_text() -> None:
 
 def test_clean_text_keeps_line_breaks_and_tabs() -> None:
     assert clean_text("a\r\nb\tc\x0cd") == "a\nb\tcd"
+
+
+def test_clean_text_drops_a_lone_surrogate_and_keeps_astral_characters() -> None:
+    assert clean_text(json.loads('"a\\ud83db \\ud83d\\ude00"')) == "ab \U0001f600"
 
 
 # ---------------------------------------------------------------- Dépenses, Contrôles, Synthèse

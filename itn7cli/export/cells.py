@@ -32,8 +32,9 @@ CHARACTERS_PER_WIDTH = 1.2
 LINE_HEIGHT = 15.0  # points, for the default 11-point font
 MAX_ROW_HEIGHT = 409.0  # points: Excel's limit
 TRUNCATED = "… [texte tronqué]"
-# What XML 1.0 forbids (openpyxl raises IllegalCharacterError on them); tab and line feed stay.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+# What XML 1.0 forbids (openpyxl raises IllegalCharacterError on them), and lone surrogates (a JSON
+# "\ud83d" without its pair), which cannot be encoded; tab and line feed stay.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 # A text starting with one of these would be taken for a formula when a user edits the cell.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
