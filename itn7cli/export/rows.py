@@ -8,9 +8,10 @@ each sheet parses its rows with lxml (in C) into its stream. The XML is openpyxl
 compares them); the rest of the sheet (set-up, hyperlinks, protection, validations, autofilter) and
 the styles are openpyxl's.
 
-This replaces two private members of openpyxl 3.1's write-only worksheet (`_values_to_row` and its
-writer's `write_row`) and fills its list `_hyperlinks` as openpyxl's cell writer does: pyproject.toml
-bounds openpyxl below 3.2, and a test fails if the hook stops being called.
+This leans on private members of openpyxl 3.1's write-only worksheet: it starts the sheet's writer
+(`_get_writer`), replaces `_values_to_row` and the writer's `write_row`, and fills `_hyperlinks` as
+openpyxl's cell writer does. pyproject.toml bounds openpyxl below 3.2; a test fails if the hook stops
+being called, another if the XML written differs from openpyxl's for the same cells.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from openpyxl.utils.datetime import to_excel
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.hyperlink import Hyperlink
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 _LETTERS = [get_column_letter(index) for index in range(1, 703)]  # A … ZZ
 
 
@@ -68,6 +69,13 @@ def moment(style: str, value: datetime | date) -> PreparedCell:
     return PreparedCell(f'"{style} t="n"><v>{safe_string(to_excel(value))}</v></c>', value)
 
 
+class PreparedRow(NamedTuple):
+    """A row's XML cut where its row number goes, and its links (column letter, target, tooltip)."""
+
+    chunks: list[str]
+    links: list[tuple[str, str, str | None]]
+
+
 def prepare(cells: Sequence[PreparedCell | None], height: float | None) -> PreparedRow:
     """A row of cells (None: no cell) and its height (None: the default), ready for `write_row`."""
     chunks = ['<row r="', f'" ht="{safe_string(height)}" customHeight="1">' if height is not None else '">']
@@ -81,13 +89,6 @@ def prepare(cells: Sequence[PreparedCell | None], height: float | None) -> Prepa
                 links.append((letter, *cell.link))
     chunks[-1] += "</row>"
     return PreparedRow(chunks, links)
-
-
-class PreparedRow(NamedTuple):
-    """A row's XML cut where its row number goes, and its links (column letter, target, tooltip)."""
-
-    chunks: list[str]
-    links: list[tuple[str, str, str | None]]
 
 
 def _as_given(values: Sequence[Any], row_idx: int) -> Sequence[Any]:
