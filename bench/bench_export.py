@@ -5,8 +5,10 @@ and the workbook of every session (`--session 0`). Targets (issue 13): ≤ 3 s a
 
 The dossiers come from the fake DS dataset (itn7cli.fakeds), synced through the real client and
 checked; sessions are the check's. Each workbook is written in a fresh process: its peak memory is
-that process's peak RSS (ru_maxrss), the interpreter and imports included. Wall time and CPU time are
-both printed: on a shared machine the wall time measures the neighbours as much as the export.
+that process's peak RSS (VmHWM), the interpreter and imports included. Not ru_maxrss: on Linux a child
+inherits its parent's, so it reported this script's own peak (≈ 94 MB) whatever the export used. Wall
+time and CPU time are both printed: on a shared machine the wall time measures the neighbours as much
+as the export.
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ def largest_session(path: Path) -> tuple[int, int]:
     return session, counts[session]
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (Linux's VmHWM; ru_maxrss elsewhere, where it may count the parent's)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on BSD
+
+
 def run(path: Path, session: int, output: Path) -> None:
     from itn7cli import config, export, store
 
@@ -54,7 +65,7 @@ def run(path: Path, session: int, output: Path) -> None:
     started, cpu = time.perf_counter(), time.process_time()
     result = export.export_session(db, config.Settings(), session, output)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    peak_mb = peak_rss_mb()
     print(json.dumps({"session": session, "dossiers": result.dossiers, "seconds": round(elapsed, 2),
                       "cpu_seconds": round(cpu, 2), "peak_mb": round(peak_mb, 1), "bytes": output.stat().st_size}))
 

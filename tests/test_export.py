@@ -6,6 +6,7 @@ dossiers of session 2 beforehand; the check then runs as `itn7 check` would.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import zipfile
@@ -263,12 +264,16 @@ def test_a_text_beyond_the_excel_limit_is_cut_with_a_visible_mark(built: Built) 
 
 def test_a_string_that_looks_like_an_error_value_is_written_as_text() -> None:
     ws = openpyxl.Workbook(write_only=True).create_sheet()
-    assert [(text_cell(ws, v).data_type, text_cell(ws, v).value) for v in ("#N/A", "=1", "12")] == [
-        ("s", "#N/A"), ("s", "=1"), ("s", "12")]
+    assert [(text_cell(ws, v).value, text_cell(ws, v).xml.split(">")[0].split(" t=")[1])
+            for v in ("#N/A", "=1", "12")] == [("#N/A", '"inlineStr"'), ("=1", '"inlineStr"'), ("12", '"inlineStr"')]
 
 
 def test_clean_text_keeps_line_breaks_and_tabs() -> None:
     assert clean_text("a\r\nb\tc\x0cd") == "a\nb\tcd"
+
+
+def test_clean_text_drops_a_lone_surrogate_and_keeps_astral_characters() -> None:
+    assert clean_text(json.loads('"a\\ud83db \\ud83d\\ude00"')) == "ab \U0001f600"
 
 
 # ---------------------------------------------------------------- Dépenses, Contrôles, Synthèse
@@ -470,22 +475,96 @@ def test_an_unreadable_dossier_is_listed_with_what_is_known_and_its_finding(buil
 
 def test_the_export_still_goes_through_the_openpyxl_hook_it_overrides(
         built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """export/cells.py replaces the private `WriteOnlyWorksheet._values_to_row` (speed): if an openpyxl
-    upgrade stops calling it, this fails, and pyproject.toml's upper bound must be revisited."""
-    from itn7cli.export import cells
+    """export/rows.py replaces the private `write_row` of openpyxl's write-only worksheet writer (speed): if an
+    openpyxl upgrade stops calling it, this fails, and pyproject.toml's upper bound must be revisited."""
+    from itn7cli.export import rows
 
     calls = []
-    original = cells._cells_to_row
+    original = rows.write_row
 
-    def counting(ws: Any, values: Any, row_idx: int) -> Any:
+    def counting(writer: Any, xf: Any, row: Any, row_idx: int) -> None:
         calls.append(row_idx)
-        return original(ws, values, row_idx)
+        original(writer, xf, row, row_idx)
 
-    monkeypatch.setattr(cells, "_cells_to_row", counting)
+    monkeypatch.setattr(rows, "write_row", counting)
     db = store.open_db(built.db_path)
     export.export_session(db, config.Settings(), SESSION, tmp_path / "comite.xlsx")
     db.close()
-    assert len(calls) > len(_expected_numbers(built))  # every row of every sheet went through the hook
+    assert len(calls) > 2 * len(_expected_numbers(built))  # every row of every table sheet went through the hook
+
+
+def _cells_of_every_kind(ws: Any, fast: bool) -> list[tuple[list[Any], float | None]]:
+    """Rows of every kind of cell the export writes: made by export/cells.py (`fast`), or as openpyxl's own
+    cells with the same values and styles."""
+    from openpyxl.cell import WriteOnlyCell
+
+    from itn7cli.export import cells as c
+
+    def own(value: Any, *, alignment: Any = c.TOP, link: tuple[str, str] | None = None, quote: bool = False,
+            **styles: Any) -> WriteOnlyCell:
+        cell = WriteOnlyCell(ws)
+        cell.alignment, cell.quotePrefix = alignment, quote
+        for name, style in styles.items():
+            setattr(cell, name, style)
+        cell.value = value  # after the number format: a date would get openpyxl's default one first
+        if isinstance(value, str):
+            cell.data_type = "s"
+        if link is not None:
+            cell.hyperlink = link[0]
+            cell.hyperlink.tooltip = link[1]
+        return cell
+
+    target = ("https://example.org/dossiers/4601012?a=1&b=2", "Ouvrir « ici »")
+    when = datetime(2021, 3, 21, 16, 29, 25)
+    if fast:
+        return [
+            (c.header_cells(ws, [c.Column("N° dossier", 10), c.Column("Montant", 12)]), 30.0),
+            ([c.text_cell(ws, "Générale"), c.link_cell(ws, "4601012", target[0], tooltip=target[1]),
+              c.text_cell(ws, "  espaces  ", wrap=True), c.text_cell(ws, "a < b & c > d \"e\" 'f'\tg\nh"),
+              c.text_cell(ws, "=1+1"), c.text_cell(ws, "𝄞 € «»")], None),
+            ([None, c.number_cell(ws, 46_250, c.AMOUNT_FORMAT), c.number_cell(ws, 0.1 + 0.2, "0.0"),
+              c.number_cell(ws, None, "0"), c.date_cell(ws, when), c.input_cell(ws, None),
+              c.input_cell(ws, 1234.5, number_format=c.AMOUNT_FORMAT), c.input_cell(ws, "Retenu", wrap=True),
+              c.status_cell(ws, "ineligible", "Inéligible")], 409.0),
+        ]
+    return [
+        ([own(h, alignment=c.HEADER_ALIGNMENT, font=c.HEADER_FONT, fill=c.HEADER_FILL)
+          for h in ("N° dossier", "Montant")], 30.0),
+        ([own("Générale"), own("4601012", font=c.LINK_FONT, link=target), own("  espaces  ", alignment=c.WRAP),
+          own("a < b & c > d \"e\" 'f'\tg\nh"), own("=1+1", quote=True), own("𝄞 € «»")], None),
+        ([None, own(46_250, number_format=c.AMOUNT_FORMAT), own(0.1 + 0.2, number_format="0.0"), None,
+          own(when, number_format=c.DATETIME_FORMAT), own(None, fill=c.DECISION_FILL, protection=c.UNLOCKED),
+          own(1234.5, fill=c.DECISION_FILL, number_format=c.AMOUNT_FORMAT, protection=c.UNLOCKED),
+          own("Retenu", alignment=c.WRAP, fill=c.DECISION_FILL, protection=c.UNLOCKED),
+          own("Inéligible", fill=c.STATUS_FILLS["ineligible"], font=c.STATUS_FONTS["ineligible"])], 409.0),
+    ]
+
+
+def _written(path: Path) -> list[bytes]:
+    from lxml import etree
+
+    with zipfile.ZipFile(path) as archive:
+        return [etree.tostring(etree.fromstring(archive.read(name)), method="c14n")
+                for name in ("xl/worksheets/sheet1.xml", "xl/worksheets/_rels/sheet1.xml.rels", "xl/styles.xml")]
+
+
+def test_the_row_writer_writes_the_xml_openpyxl_writes_for_the_same_cells(tmp_path: Path) -> None:
+    from itn7cli.export import rows
+
+    for fast in (True, False):
+        workbook = openpyxl.Workbook(write_only=True)
+        ws = workbook.create_sheet("Dossiers")
+        if fast:
+            rows.stream_rows(ws)
+        for index, (cells, height) in enumerate(_cells_of_every_kind(ws, fast), start=1):
+            if fast:
+                ws.append(rows.prepare(cells, height))
+                continue
+            if height is not None:
+                ws.row_dimensions[index].height = height
+            ws.append(cells)
+        workbook.save(tmp_path / f"{fast}.xlsx")
+    assert _written(tmp_path / "True.xlsx") == _written(tmp_path / "False.xlsx")
 
 
 def test_session_0_writes_one_workbook_of_the_dossiers_of_every_session(built: Built, tmp_path: Path) -> None:
@@ -502,14 +581,3 @@ def test_session_0_writes_one_workbook_of_the_dossiers_of_every_session(built: B
     synthese = [c.value for row in workbook["Synthèse"].iter_rows() for c in row if c.value is not None]
     assert "ITN7 Axe 3 (PACA) — dossiers de toutes les sessions" in synthese
     assert "Toutes sessions" in synthese and not any(str(v).startswith("Session ") for v in synthese)
-
-
-def test_a_shared_cell_style_cannot_be_changed_in_place() -> None:
-    from openpyxl import Workbook
-
-    from itn7cli.export import cells
-
-    ws = Workbook(write_only=True).create_sheet("x")
-    cell = cells.text_cell(ws, "texte")
-    with pytest.raises(TypeError):
-        cell.font = cells.BOLD

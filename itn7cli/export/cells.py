@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import functools
 import re
-from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from types import MethodType
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
-from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.properties import PageSetupProperties
+
+from . import rows
+from .rows import PreparedCell, prepare, stream_rows
 
 EXCEL_CELL_LIMIT = 32_767
 PAPERSIZE_A4 = "9"  # OOXML paper codes
@@ -32,8 +32,9 @@ CHARACTERS_PER_WIDTH = 1.2
 LINE_HEIGHT = 15.0  # points, for the default 11-point font
 MAX_ROW_HEIGHT = 409.0  # points: Excel's limit
 TRUNCATED = "… [texte tronqué]"
-# What XML 1.0 forbids (openpyxl raises IllegalCharacterError on them); tab and line feed stay.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+# What XML 1.0 forbids (openpyxl raises IllegalCharacterError on them), and lone surrogates (a JSON
+# "\ud83d" without its pair), which cannot be encoded; tab and line feed stay.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 # A text starting with one of these would be taken for a formula when a user edits the cell.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -78,44 +79,23 @@ def clean_text(value: Any) -> str:
     return text
 
 
-class SharedStyle(StyleArray):
-    """A StyleArray (openpyxl's per-cell list of style indexes) shared by every cell of one style.
-
-    openpyxl hashes a cell's StyleArray twice when it writes the cell (to find its style's number):
-    this one is hashed once, when made. Being shared, it must never change: changing it raises."""
-
-    __slots__ = ("_hash",)
-
-    def __new__(cls, values: StyleArray) -> SharedStyle:
-        made = array.__new__(cls, "i", values)
-        made._hash = hash(tuple(made))
-        return made
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        raise TypeError("a shared cell style never changes: build another with style_array")
+# Setting a style attribute on a cell hashes the whole style object (≈ 15 µs): on 300 000 cells that
+# is much of an export. Each combination is therefore made once per workbook, on a prototype cell.
+_STYLE_CACHE: WeakKeyDictionary[Any, dict[tuple[Any, ...], str]] = WeakKeyDictionary()
 
 
-# Setting a style attribute on a cell hashes the whole style object (≈ 15 µs): on 700 000 cells that
-# is most of an export. Each combination is therefore built once per workbook and shared by the cells
-# that use it.
-_STYLE_CACHE: WeakKeyDictionary[Any, dict[tuple[Any, ...], SharedStyle]] = WeakKeyDictionary()
-
-
-def style_array(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Font | None = None,
-                fill: PatternFill | None = None, number_format: str | None = None,
-                quote_prefix: bool = False, protection: Protection | None = None) -> SharedStyle:
-    """The StyleArray of a cell of `ws`'s workbook with this style.
+def style(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Font | None = None,
+          fill: PatternFill | None = None, number_format: str | None = None,
+          quote_prefix: bool = False, protection: Protection | None = None) -> str:
+    """The style attribute (` s="4"`) of a cell of `ws`'s workbook with this style.
 
     Style objects are keyed by identity (hashing them is the cost avoided): pass module constants."""
     cache = _STYLE_CACHE.get(ws.parent)
     if cache is None:
         cache = _STYLE_CACHE[ws.parent] = {}
     key = (id(alignment), id(font), id(fill), number_format, quote_prefix, id(protection))
-    array = cache.get(key)
-    if array is None:
+    found = cache.get(key)
+    if found is None:
         prototype = WriteOnlyCell(ws)
         prototype.alignment = alignment
         prototype.quotePrefix = quote_prefix
@@ -123,63 +103,50 @@ def style_array(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Fon
                             ("protection", protection)):
             if value is not None:
                 setattr(prototype, name, value)
-        array = cache[key] = SharedStyle(prototype._style)
-    return array
-
-
-def _cell(ws: WriteOnlyWorksheet, value: Any, style: SharedStyle) -> Cell:
-    cell = Cell(ws, row=1, column=1, value=value)
-    cell._style = style  # shared, not copied (openpyxl copies a style_array given to Cell)
-    return cell
+        found = cache[key] = f' s="{prototype.style_id}"' if prototype.has_style else ""
+    return found
 
 
 def text_cell(ws: WriteOnlyWorksheet, value: Any, *, wrap: bool = False, font: Font | None = None,
-              fill: PatternFill | None = None, protection: Protection | None = None) -> Cell:
+              fill: PatternFill | None = None, protection: Protection | None = None,
+              alignment: Alignment | None = None, link: tuple[str, str | None] | None = None) -> PreparedCell:
     """A string cell, whatever the text looks like: never a formula, an error value or a number."""
     text = clean_text(value)
     # quotePrefix: the text stays text when a user edits the cell (F2, Entrée).
-    array = style_array(ws, alignment=WRAP if wrap else TOP, font=font, fill=fill,
-                        quote_prefix=text.startswith(FORMULA_TRIGGERS), protection=protection)
-    cell = _cell(ws, None, array)
-    cell._value = text
-    cell.data_type = "s"  # set directly: openpyxl would make "=…" a formula and "#N/A" an error value
-    return cell
+    return rows.text(style(ws, alignment=alignment or (WRAP if wrap else TOP), font=font, fill=fill,
+                           quote_prefix=text.startswith(FORMULA_TRIGGERS), protection=protection), text, link)
 
 
-def number_cell(ws: WriteOnlyWorksheet, value: float | int | None, number_format: str) -> Cell | None:
+def number_cell(ws: WriteOnlyWorksheet, value: float | int | None, number_format: str) -> PreparedCell | None:
     """A typed number with its display format; None (an empty cell) when there is no value."""
     if value is None:
         return None
-    return _cell(ws, value, style_array(ws, number_format=number_format))
+    return rows.number(style(ws, number_format=number_format), value)
 
 
-def input_cell(ws: WriteOnlyWorksheet, value: Any, *, number_format: str | None = None,
-               wrap: bool = False) -> Cell:
+def input_cell(ws: WriteOnlyWorksheet, value: str | float | None, *, number_format: str | None = None,
+               wrap: bool = False) -> PreparedCell:
     """A cell the committee fills (unlocked, tinted), empty or pre-filled; a text stays a text."""
     if isinstance(value, str):
         return text_cell(ws, value, wrap=wrap, fill=DECISION_FILL, protection=UNLOCKED)
-    return _cell(ws, value, style_array(ws, alignment=WRAP if wrap else TOP, fill=DECISION_FILL,
-                                        number_format=number_format, protection=UNLOCKED))
+    return rows.number(style(ws, alignment=WRAP if wrap else TOP, fill=DECISION_FILL, number_format=number_format,
+                             protection=UNLOCKED), value)
 
 
 def date_cell(ws: WriteOnlyWorksheet, value: datetime | date | None,
-              number_format: str = DATETIME_FORMAT) -> Cell | None:
+              number_format: str = DATETIME_FORMAT) -> PreparedCell | None:
     """A real Excel date; the value must already be naive local (Paris) time."""
     if value is None:
         return None
-    return _cell(ws, value, style_array(ws, number_format=number_format))
+    return rows.moment(style(ws, number_format=number_format), value)
 
 
-def link_cell(ws: WriteOnlyWorksheet, label: str, target: str, *, tooltip: str | None = None) -> Cell:
+def link_cell(ws: WriteOnlyWorksheet, label: str, target: str, *, tooltip: str | None = None) -> PreparedCell:
     """A hyperlink written as a link (a relationship), never as a HYPERLINK formula."""
-    cell = text_cell(ws, label, font=LINK_FONT)
-    cell.hyperlink = target
-    if tooltip and cell.hyperlink is not None:
-        cell.hyperlink.tooltip = tooltip
-    return cell
+    return text_cell(ws, label, font=LINK_FONT, link=(target, tooltip))
 
 
-def status_cell(ws: WriteOnlyWorksheet, status: str | None, label: str) -> Cell:
+def status_cell(ws: WriteOnlyWorksheet, status: str | None, label: str) -> PreparedCell:
     """The eligibility status with its colour (none for None)."""
     if status is None:
         return text_cell(ws, label)
@@ -188,7 +155,7 @@ def status_cell(ws: WriteOnlyWorksheet, status: str | None, label: str) -> Cell:
 
 def styled(ws: WriteOnlyWorksheet, value: Any, *, font: Font | None = None, number_format: str | None = None,
            border: Border | None = None, alignment: Alignment | None = None) -> WriteOnlyCell:
-    """A cell of the tool's own text or numbers (headers, labels, totals), styled."""
+    """A cell of the tool's own text or numbers (the Synthèse's labels and totals), styled: written by openpyxl."""
     cell = WriteOnlyCell(ws, value)
     if isinstance(value, str):
         cell.data_type = "s"
@@ -264,37 +231,10 @@ def row_height(texts: Sequence[tuple[str, float]]) -> float | None:
     return min(lines * LINE_HEIGHT, MAX_ROW_HEIGHT) if lines > 1 else None
 
 
-def append_row(ws: WriteOnlyWorksheet, row_index: int, cells: Sequence[Any], height: float | None) -> None:
-    """Appends a row with its height; the height is dropped once written so memory stays flat."""
-    if height is not None:
-        ws.row_dimensions[row_index].height = height
-    ws.append(cells)
-    ws.row_dimensions.pop(row_index, None)
-
-
-def _cells_to_row(ws: WriteOnlyWorksheet, values: Sequence[Any], row_idx: int) -> Iterator[Cell]:
-    """openpyxl's `_values_to_row`, asking first whether a value is already a cell.
-
-    Almost every value here is a prepared cell; openpyxl's loop first tries to store each one as a
-    plain value, and the failure formats an error message with the cell's repr: about a fifth of the
-    export's time. The cells written are the same.
-    """
-    for col_idx, value in enumerate(values, 1):
-        if value is None:
-            continue
-        cell = value if isinstance(value, Cell) else WriteOnlyCell(ws, value)
-        cell.column = col_idx
-        cell.row = row_idx
-        if cell.hyperlink is not None:
-            cell.hyperlink.ref = cell.coordinate
-        yield cell
-
-
 def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: str, footer: str,
                  paper: str = PAPERSIZE_A4) -> None:
     """Widths, frozen panes, print set-up, then the header row: in write-only mode the set-up
     must precede the first row."""
-    ws._values_to_row = MethodType(_cells_to_row, ws)
     for index, column in enumerate(columns, start=1):
         ws.column_dimensions[get_column_letter(index)].width = column.width
         if column.hidden:
@@ -312,18 +252,14 @@ def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: s
     ws.oddFooter.left.size = 8
     ws.oddFooter.right.text = "Page &P / &N"
     ws.oddFooter.right.size = 8
-    append_row(ws, 1, header_cells(ws, columns), row_height([(c.header, c.width) for c in columns]))
+    stream_rows(ws)
+    ws.append(prepare(header_cells(ws, columns), row_height([(c.header, c.width) for c in columns])))
 
 
-def header_cells(ws: WriteOnlyWorksheet, columns: Sequence[Column]) -> list[WriteOnlyCell]:
+def header_cells(ws: WriteOnlyWorksheet, columns: Sequence[Column]) -> list[PreparedCell]:
     """The header row's cells: white bold text on the State's blue, wrapped."""
-    cells = []
-    for column in columns:
-        cell = styled(ws, column.header, font=HEADER_FONT)
-        cell.fill = HEADER_FILL
-        cell.alignment = HEADER_ALIGNMENT
-        cells.append(cell)
-    return cells
+    return [text_cell(ws, column.header, font=HEADER_FONT, fill=HEADER_FILL, alignment=HEADER_ALIGNMENT)
+            for column in columns]
 
 
 def finish_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], rows: int) -> None:

@@ -216,8 +216,10 @@ class SessionTotals:
 def session_totals(db: sqlite_utils.Database, settings: Settings, before: int,
                    demarche: str | None = None) -> dict[int, SessionTotals]:
     """The amounts of every session before `before`, for the envelope tables."""
-    mappings = reading_forms(db, settings)
     totals = {n: SessionTotals() for n in range(1, before)}
+    if not totals:  # the first session: nothing to read (resolving the forms alone takes a tenth of a second)
+        return totals
+    mappings = reading_forms(db, settings)
     for batch in committee.session_records(db, before=before, demarche=demarche):
         for record in batch:
             d = Dossier(json.loads(record["raw"] or "{}"), record["key"],

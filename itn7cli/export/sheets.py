@@ -11,7 +11,6 @@ from pathlib import PurePosixPath
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from openpyxl.cell import Cell
 from openpyxl.chart import BarChart, Reference
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -38,7 +37,6 @@ from .cells import (
     TITLE_FONT,
     TOTAL_BORDER,
     Column,
-    append_row,
     date_cell,
     finish_table,
     input_cell,
@@ -51,6 +49,7 @@ from .cells import (
     text_cell,
 )
 from .data import DEPARTEMENTS, Freshness, Row, SessionTotals, dossier_url
+from .rows import PreparedCell, PreparedRow, prepare
 
 RULE_LABELS = rules_engine.rule_titles()  # « Hors région »: the rule registry's titles
 STATUSES = {status: label.capitalize() for status, label in STATUS_LABELS.items()}  # « À vérifier »
@@ -102,43 +101,49 @@ class Table:
         self.rows = 0
         # Cells of the columns whose values repeat (démarche, état, statut…) are made once and written
         # many times: a cell holds no row of its own until written.
-        self._repeated: dict[tuple[Any, ...], Cell] = {}
+        self._repeated: dict[tuple[Any, ...], PreparedCell] = {}
         set_up_table(ws, columns, freeze="C2", footer=footer, paper=paper)
 
-    def cells(self, values: Sequence[Any]) -> tuple[list[Any], float | None]:
+    def cells(self, values: Sequence[Any]) -> tuple[list[PreparedCell | None], float | None]:
         """Cells for a row whose str values are dossier texts (cells given as such are kept), and its height."""
-        cells, wrapped = [], []
+        cells: list[PreparedCell | None] = []
+        wrapped = []
         for index, (column, value) in enumerate(zip(self.columns, values, strict=True)):
             if not isinstance(value, str):
                 cells.append(value)
+                text = value.value if value is not None else None  # a pre-filled cell may wrap too
             elif not value:
                 cells.append(None)  # nothing to write
-            elif column.repeat:
-                cells.append(self._shared((index, value), partial(text_cell, self.ws, value, wrap=column.wrap)))
+                continue
+            elif column.repeat:  # looked up without building a maker: most values are found
+                cells.append(self._repeated.get((index, value))
+                             or self._share((index, value), text_cell(self.ws, value, wrap=column.wrap)))
+                text = value
             else:
                 cells.append(text_cell(self.ws, value, wrap=column.wrap))
-            text = value.value if isinstance(value, Cell) else value  # a pre-filled cell may wrap too
+                text = value
             if column.wrap and text and isinstance(text, str):
                 wrapped.append((text, column.width))
         return cells, row_height(wrapped)
 
-    def status(self, status: str | None, label: str) -> Cell:
+    def status(self, status: str | None, label: str) -> PreparedCell:
         """A coloured status cell, shared by every row with that status."""
         return self._shared(("status", status, label), partial(status_cell, self.ws, status, label))
 
-    def _shared(self, key: tuple[Any, ...], make: Callable[[], Cell]) -> Cell:
+    def _shared(self, key: tuple[Any, ...], make: Callable[[], PreparedCell]) -> PreparedCell:
         cell = self._repeated.get(key)
-        if cell is None:
-            cell = make()
-            if len(self._repeated) < REPEATED_CELLS:
-                self._repeated[key] = cell
+        return cell if cell is not None else self._share(key, make())
+
+    def _share(self, key: tuple[Any, ...], cell: PreparedCell) -> PreparedCell:
+        if len(self._repeated) < REPEATED_CELLS:
+            self._repeated[key] = cell
         return cell
 
     def append(self, values: Sequence[Any]) -> None:
-        self.write(*self.cells(values))
+        self.write(prepare(*self.cells(values)))
 
-    def write(self, cells: Sequence[Any], height: float | None) -> None:
-        append_row(self.ws, self.rows + 2, cells, height)
+    def write(self, row: PreparedRow) -> None:
+        self.ws.append(row)
         self.rows += 1
 
     def finish(self) -> None:
@@ -171,8 +176,7 @@ class DossierTable(Table):
     def add(self, row: Row, pieces: PurePosixPath | None = None, *, also: DossierTable | None = None) -> None:
         """Writes the dossier's row here and, when given, in `also` (its département's sheet).
 
-        The cells are built once for both sheets (building them is a third of an export); only the
-        links are rebuilt, since openpyxl files a hyperlink under the sheet its cell was made for."""
+        The row is prepared once for both sheets (the same workbook: the same styles)."""
         ws = self.ws
         state = labels.STATES.get(row.state, row.state) + (" (archivé)" if row.archived else "")
         links = self._links(row, pieces)
@@ -185,14 +189,12 @@ class DossierTable(Table):
             number_cell(ws, row.zrr, PERCENT_FORMAT), row.taille, number_cell(ws, row.score, SCORE_FORMAT),
             row.avis, number_cell(ws, row.montant_propose, AMOUNT_FORMAT), *links[1:], *self._decision(row),
         ]
-        cells, height = self.cells(values)
-        self.write(cells, height)
+        prepared = prepare(*self.cells(values))
+        self.write(prepared)
         if also is not None:
-            links = also._links(row, pieces)  # the other cells are shared: same workbook, same styles
-            also.write([cells[0], links[0], *cells[2:len(DOSSIER_COLUMNS)], *links[1:],
-                        *cells[-len(DECISION_COLUMNS):]], height)
+            also.write(prepared)
 
-    def _decision(self, row: Row) -> list[Cell]:
+    def _decision(self, row: Row) -> list[PreparedCell]:
         """The committee's cells, pre-filled from a recorded decision, and the row's hidden key."""
         ws = self.ws
         if row.decision is None:  # most rows: three empty cells, made once per sheet
@@ -211,9 +213,9 @@ class DossierTable(Table):
         self._choices.sqref = f"{get_column_letter(first)}2:{get_column_letter(first)}{last_row}"
         self._amounts.sqref = f"{get_column_letter(first + 1)}2:{get_column_letter(first + 1)}{last_row}"
 
-    def _links(self, row: Row, pieces: PurePosixPath | None) -> list[Cell | None]:
+    def _links(self, row: Row, pieces: PurePosixPath | None) -> list[PreparedCell | None]:
         """The dossier's link to DS, and the link to its attachments when the sheet has that column."""
-        links: list[Cell | None] = [link_cell(self.ws, str(row.number),
+        links: list[PreparedCell | None] = [link_cell(self.ws, str(row.number),
                                               dossier_url(self.settings, row.demarche_number, row.number),
                                               tooltip="Ouvrir le dossier dans Démarche Numérique")]
         if self.pieces:

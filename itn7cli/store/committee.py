@@ -9,17 +9,20 @@ import sqlite_utils
 
 from .schema import LIVE
 
-BATCH = 500  # dossiers read per query: memory stays flat whatever the session's size
+BATCH = 100  # dossiers read per query: memory stays flat whatever the session's size
 
 # A live dossier, or one the API could not serialise (its row may be a stub without raw data): the
 # committee must see it, with what is known, rather than miss it.
 SHOWN = (f"(({LIVE}) OR (d.deletion_state IS NULL AND d.number IN (SELECT number FROM unreadable_dossiers)))")
 
+# Dossiers first (CROSS JOIN fixes SQLite's join order): read in number order, rows need no sort, which
+# would copy every raw JSON of the session into a temporary B-tree (the checks' session index gives
+# them by status).
 SELECT = f"""SELECT d.number, m.key, d.demarche_number, c.session, d.state, d.archived, d.date_depot, d.siret,
        d.raison_sociale, d.prenom, d.nom, d.city_code, d.department_code, d.groupe_instructeur_label, d.raw,
        d.date_derniere_modification, c.status, c.priority, c.score, u.message AS unreadable,
        k.decision, k.amount AS decision_amount, k.motivation AS decision_motivation
-FROM checks c JOIN dossiers d ON d.number = c.number JOIN demarches m ON m.number = d.demarche_number
+FROM dossiers d CROSS JOIN checks c ON c.number = d.number JOIN demarches m ON m.number = d.demarche_number
 LEFT JOIN unreadable_dossiers u ON u.number = d.number LEFT JOIN decisions k ON k.dossier_number = d.number
 WHERE {SHOWN}"""
 
