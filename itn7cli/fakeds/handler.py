@@ -41,6 +41,7 @@ def _error_body(message: str, code: str) -> dict[str, Any]:
 
 class HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # a sync opens its connections all at once: the default backlog of 5 is short
     app: FakeDS
 
     def get_request(self) -> tuple[socket.socket, Any]:
