@@ -4,7 +4,7 @@ Targets (issue 13): ≤ 1.5 s of CPU, ≤ 100 MB peak memory.
     python bench/bench_check.py [--dossiers 10000] [--keep base.db] [--runs 3]
 
 The dossiers come from the fake DS dataset (itn7cli.fakeds), synced through the real client; the
-check then runs in a fresh process so its peak memory (ru_maxrss) is its own, the interpreter and
+check then runs in a fresh process so its peak memory (VmHWM) is its own, the interpreter and
 imports included. The verdict is on CPU time: on a shared machine the wall time measures the
 neighbours as much as the check, and so does a single run; `--runs N` checks in N fresh processes
 and keeps the fastest (peak memory: the largest).
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,9 @@ def build(path: Path, count: int) -> None:
 
 
 def run(path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import peak_rss_mb
+
     from itn7cli import check, config, store
 
     db = store.open_db(path)
@@ -41,7 +43,7 @@ def run(path: Path) -> None:
     started = time.perf_counter()
     check.run(db, config.Settings())  # nothing changed: nothing re-checked
     again = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; before the listing below
+    peak_mb = peak_rss_mb()  # before the listing below
     rules = Counter(f["rule"] for row in check.results(db) for f in row["findings"] if f["status"] != "eligible")
     print(json.dumps({"checked": summary.checked, "seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2),
                       "unchanged_seconds": round(again, 2),

@@ -7,14 +7,13 @@ The database is bench_export's (fake DS dataset synced through the real client, 
 dossier in session 1); its workbook is exported, then every row of « Dossiers » is given a decision
 (Retenu 100 €, Refusé or Ajourné in turn) with openpyxl. The import, then the dry run (plan and the
 table the command prints, sent to /dev/null), each run in a fresh process: peak memory is that
-process's peak RSS (ru_maxrss), the interpreter and imports included.
+process's peak RSS (VmHWM), the interpreter and imports included.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,9 @@ def build(path: Path, count: int) -> None:
 
 
 def run(path: Path, phase: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import peak_rss_mb
+
     from itn7cli import config, store
 
     db = store.open_db(path)
@@ -72,7 +74,7 @@ def run(path: Path, phase: str) -> None:
             cli.render_decisions_plan(planned, title="simulation")
         count, problems = len(planned), 0
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    peak_mb = peak_rss_mb()
     print(json.dumps({"phase": phase, "decisions": count, "problems": problems, "seconds": round(elapsed, 2),
                       "cpu_seconds": round(cpu, 2), "peak_mb": round(peak_mb, 1)}))
 

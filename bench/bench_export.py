@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -49,16 +48,10 @@ def largest_session(path: Path) -> tuple[int, int]:
     return session, counts[session]
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (Linux's VmHWM; ru_maxrss elsewhere, where it may count the parent's)."""
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on BSD
-
-
 def run(path: Path, session: int, output: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import peak_rss_mb
+
     from itn7cli import config, export, store
 
     db = store.open_db(path)

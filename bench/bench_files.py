@@ -4,7 +4,7 @@
     python bench/bench_files.py --size 5000000   # quicker
 
 The fake server runs in its own process (`python -m itn7cli.fakeds`), so its CPU and memory are
-not counted. Each measured side runs in a fresh child process too, so its peak RSS (ru_maxrss) is
+not counted. Each measured side runs in a fresh child process too, so its peak RSS (VmHWM) is
 its own: `itn7` downloads through `files.sync_with_files` (sync, then a few workers streaming,
 hashing and renaming); the baseline lists the same dossiers, then streams every file URL to disk
 one after the other with plain httpx. Targets: peak RSS ≤ 100 MB, throughput ≥ 80 % of the loop.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import fake_server  # noqa: E402
+from _common import fake_server, peak_rss_mb  # noqa: E402
 
 
 def settings(info: dict[str, str], work: Path) -> Any:
@@ -97,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         figures = (child_itn7 if args.child == "itn7" else child_plain)(json.loads(args.info), args.work)
-        figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        figures["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(figures))
         return
 

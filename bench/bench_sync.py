@@ -36,17 +36,19 @@ from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
 from itn7cli.sync import EPOCH, STATES, sync_settings
 
 SYNC_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
+url, token, numbers, db, bench = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
+sys.path.insert(0, bench)
+from _common import peak_rss_mb
 from itn7cli import config, sync
-url, token, numbers, db = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 settings = config.Settings(token=config.Secret(token), api_url=url, demarches=numbers, db_path=Path(db))
 started = time.perf_counter()
 summaries = sync.sync_settings(settings, numbers)
 elapsed = time.perf_counter() - started
 print(json.dumps({"seconds": elapsed, "dossiers": sum(s.dossiers for s in summaries),
                   "pages": sum(s.pages for s in summaries),
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "max_rss_mb": peak_rss_mb()}))
 """
 
 
@@ -54,7 +56,8 @@ def timed_sync(server: Server) -> dict[str, float]:
     """Runs a whole `sync_settings` in a fresh process on a fresh database."""
     with tempfile.TemporaryDirectory() as folder:
         result = subprocess.run([sys.executable, "-c", SYNC_CHILD, server.url, server.token,
-                                 json.dumps(server.numbers), os.path.join(folder, "bench.db")],
+                                 json.dumps(server.numbers), os.path.join(folder, "bench.db"),
+                                 str(Path(__file__).resolve().parent)],
                                 capture_output=True, text=True, check=True)
     return json.loads(result.stdout)
 
