@@ -67,18 +67,19 @@ def page_moments(page: dict[str, Any]) -> list[datetime]:
     return sorted(moment(n["dateDerniereModification"]) for n in [*page["nodes"], *named] if n)
 
 
-def within(page: dict[str, Any], until: str | None) -> tuple[dict[str, Any], bool]:
-    """The part of a page that belongs to a stream ending at `until`, and whether the stream ends there."""
+def within(page: dict[str, Any], until: str | None) -> dict[str, Any]:
+    """The part of a page that belongs to a stream ending at `until`: the page itself if it lies wholly
+    before it, else what does, as the stream's last page (no next page)."""
     if until is None:
-        return page, False
+        return page
     end = moment(until)
     nodes = [n for n in page["nodes"] if n and moment(n["dateDerniereModification"]) < end]
     unreadable = [(stub, message) for stub, message in page.get("unreadable") or ()
                   if moment(stub["dateDerniereModification"]) < end]
     if len(nodes) == sum(1 for n in page["nodes"] if n) and len(unreadable) == len(page.get("unreadable") or ()):
-        return page, False
+        return page
     info = {**page["pageInfo"], "hasNextPage": False}
-    return {**page, "nodes": nodes, "unreadable": unreadable, "pageInfo": info}, True
+    return {**page, "nodes": nodes, "unreadable": unreadable, "pageInfo": info}
 
 
 def split_point(stream: Stream, newest: datetime | None) -> tuple[datetime, float] | None:

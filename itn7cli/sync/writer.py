@@ -47,16 +47,18 @@ class Writer:
 
     def start(self) -> None:
         """Starts the full pulls' streams at once (without a database yet: a first sync's fresh plan)."""
+        plans = []
         for number in self.demarches.values():
             current = syncstate.state(self.db, number) if self.db is not None else {}
             self.deleted_since[number] = current.get("deletions_since")
             if self.full or not current.get("incremental_since") or current.get("full_run") is not None:
                 self.fulls.append(number)
-                self.active[number] = self._plan_full(number, current)
+                self.active[number] = []
+                plans.append(self._plan_full(number, current))
         # Interleaved, so a small démarche's streams fill slots while the big one's run.
-        for stream in itertools.chain(*itertools.zip_longest(*self.active.values())):
+        for stream in itertools.chain(*itertools.zip_longest(*plans)):
             if stream is not None:
-                self._launch(stream, track=False)
+                self._launch(stream)
 
     def _plan_full(self, number: int, current: dict[str, Any]) -> list[Stream]:
         if self.db is not None and current.get("full_run") is not None:  # interrupted: go on where it stopped
@@ -119,11 +121,12 @@ class Writer:
             if work.page is not None and work.stream is not None:
                 self._split()  # the page just fetched tells where its stream stands: split before saving
                 self._save(work.stream, work.page)
-            elif work.deletions is not None:
+                continue
+            if work.deletions is not None:
                 self._save_deletions(work.demarche, *work.deletions)
             elif work.ended and work.stream is not None:
                 self._ended(work.stream)
-            self._split()
+            self._split()  # a slot may be free, and a hand-over may have taken it first
 
     def _split(self) -> None:
         """Gives free slots the second half of the streams with the most left."""
@@ -139,8 +142,8 @@ class Writer:
             self._launch(Stream(stream.demarche, name, iso(at), stream.state, None, stream.seen_run, stream.until))
             stream.until = iso(at)
 
-    def _launch(self, stream: Stream, *, track: bool = True) -> None:
-        if track and stream.full:
+    def _launch(self, stream: Stream) -> None:
+        if stream.full:
             self.active[stream.demarche].append(stream)
         self.pool.add(functools.partial(self._fetch, stream))
 
@@ -207,7 +210,7 @@ class Writer:
         assert self.db is not None
         if stream.done:  # fetched before the stream's end was known
             return
-        page, _cut = within(page, stream.until)
+        page = within(page, stream.until)
         summary = self.summaries[stream.demarche]
         counts = syncstate.save_page(self.db, stream.demarche, stream.name, page, seen_run=stream.seen_run)
         stream.done = not page["pageInfo"]["hasNextPage"]
