@@ -202,7 +202,7 @@ def _page(
     if after is not None:
         key = decode_cursor(after)
         rows = [r for r in rows if (r[0], r[1]) > key]
-    if last is not None:  # the last `last` rows: no next page, a previous one if rows were left out
+    if last is not None:  # DS cursor_connection.rb: the last `last` rows; no next page, a previous one if any left
         page, has_next, has_previous = rows[len(rows) - size:] if size else [], False, len(rows) > size
     else:
         page = rows[: size + 1]
