@@ -12,7 +12,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from itn7cli.api import DSClient, RateLimiter, RetryPolicy, shared_limiter
+from itn7cli.api import DSClient, Page, RateLimiter, RetryPolicy, shared_limiter
 from itn7cli.errors import ApiError, AuthError
 
 URL = "http://127.0.0.1:9/api/v2/graphql"
@@ -58,7 +58,7 @@ def ok() -> httpx.Response:
     return httpx.Response(200, json=PAGE)
 
 
-def fetch(client: DSClient) -> dict:
+def fetch(client: DSClient) -> Page:
     return next(client.dossier_pages(1, "2000-01-01T00:00:00+00:00"))
 
 
@@ -75,14 +75,14 @@ def throttled(reset_in: int) -> httpx.Response:
 def test_a_429_waits_until_the_window_reset_read_against_the_date_header() -> None:
     clock = FakeClock()
     client, seen = client_for([throttled(18), ok()], [], clock)
-    assert fetch(client)["nodes"] == []
+    assert fetch(client).nodes == []
     assert len(seen) == 2 and clock.now == 18.0
 
 
 def test_a_spent_window_never_becomes_a_failure_however_many_429_come_back() -> None:
     clock = FakeClock()
     client, seen = client_for([*(throttled(60) for _ in range(12)), ok()], [], clock)  # more than 5 attempts
-    assert fetch(client)["nodes"] == []
+    assert fetch(client).nodes == []
     assert len(seen) == 13 and clock.now == 12 * 60.0
 
 
@@ -125,7 +125,7 @@ def test_a_timeout_error_with_partial_data_is_retried_and_never_returned() -> No
                                                   "nodes": [None]}}},
                "errors": [{"message": "Timeout on Dossier.champs", "extensions": {"code": "timeout"}}]}
     client, seen = client_for([httpx.Response(200, json=partial), ok()], [])
-    assert fetch(client)["nodes"] == []
+    assert fetch(client).nodes == []
     assert len(seen) == 2
 
 
@@ -235,9 +235,9 @@ def test_a_null_node_with_invalid_null_keeps_the_page_and_names_the_dossier_with
     good = [{"number": 11, "champs": []}, None, {"number": 13, "champs": []}]
     client, seen = client_for([page_of(good, [bad]), page_of([stub(11), stub(12), stub(13)])], [])
     page = fetch(client)
-    assert page["nodes"] == good
-    assert page["unreadable"] == [(stub(12), bad["message"])]
-    assert page["pageInfo"]["endCursor"] == "c9"
+    assert page.nodes == [good[0], good[2]] and page.stamps[1] is None
+    assert page.unreadable == [(stub(12), bad["message"])]
+    assert page.info["endCursor"] == "c9"
     assert [json.loads(r.content)["operationName"] for r in seen] == ["getDossiers", "getDossierStubs"]
 
 
@@ -248,8 +248,8 @@ def test_a_field_hidden_from_the_token_below_a_dossier_is_a_warning_not_a_refuse
     node = {"number": 11, "champs": [{"__typename": "DossierLinkChamp", "stringValue": "42", "dossier": None}]}
     client, seen = client_for([page_of([node], [hidden])], [])
     page = fetch(client)
-    assert page["nodes"] == [node] and page["unreadable"] == []
-    assert page["warnings"] == ["demarche.dossiers.nodes.0.champs.4.dossier : " + hidden["message"]]
+    assert page.nodes == [node] and page.unreadable == []
+    assert page.warnings == ["demarche.dossiers.nodes.0.champs.4.dossier : " + hidden["message"]]
     assert len(seen) == 1
 
 
@@ -276,8 +276,8 @@ def test_a_page_that_keeps_failing_is_asked_for_in_halves_then_named_without_cha
     client = DSClient(URL, TOKEN, transport=httpx.MockTransport(handler), sleep=lambda s: None,
                       limiter=RateLimiter(300, clock=FakeClock(), sleep=lambda s: None))
     page = fetch(client)
-    assert page["unreadable"] == [(stub(77), f"L'API échoue sur cette requête ({reason}).")]
-    assert page["nodes"] == [None] and page["pageInfo"]["hasNextPage"]
+    assert page.unreadable == [(stub(77), f"L'API échoue sur cette requête ({reason}).")]
+    assert page.nodes == [] and page.raw == [None] and page.more
     # Two tries at each size is the policy's page_attempts; a smaller page asks again at once.
     assert asked == [100, 100, 50, 50, 25, 25, 12, 12, 6, 6, 3, 3, 1, 1]
 
@@ -289,4 +289,4 @@ def test_when_the_page_changed_between_the_two_reads_every_dossier_not_read_whol
     # Dossier 14 was filed between the two requests: positions no longer say which node was null.
     client, _ = client_for([page_of(good, [bad]), page_of([stub(11), stub(12), stub(13), stub(14)])], [])
     page = fetch(client)
-    assert [s["number"] for s, _ in page["unreadable"]] == [12, 14]
+    assert [s["number"] for s, _ in page.unreadable] == [12, 14]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from itn7cli import store
+from itn7cli.api import Page
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
 from itn7cli.store import syncstate
 from itn7cli.sync.ranges import Stream, split_point, within
@@ -29,19 +30,19 @@ def node(number: int, at: str) -> dict[str, Any]:
     return {"number": number, "dateDerniereModification": at}
 
 
-def page(*nodes: dict[str, Any] | None, unreadable: tuple[dict[str, Any], ...] = (),
-         more: bool = True) -> dict[str, Any]:
-    return {"nodes": list(nodes), "unreadable": [(stub, "illisible") for stub in unreadable],
-            "pageInfo": {"hasNextPage": more, "endCursor": "c"}}
+def page(*nodes: dict[str, Any] | None, unreadable: tuple[dict[str, Any], ...] = (), more: bool = True) -> Page:
+    out = Page.of({"nodes": list(nodes), "pageInfo": {"hasNextPage": more, "endCursor": "c"}})
+    out.unreadable = [(stub, "illisible") for stub in unreadable]
+    return out
 
 
 def test_a_stream_keeps_what_lies_before_its_end_and_ends_there() -> None:
     full = page(node(1, "2021-05-01T11:59:59+02:00"), None, node(3, "2021-05-01T12:00:00+02:00"),
                 unreadable=(node(2, "2021-05-01T11:59:59+02:00"), node(4, "2021-05-01T12:00:01+02:00")))
     kept = within(full, "2021-05-01T10:00:00+00:00")
-    assert not kept["pageInfo"]["hasNextPage"]  # the stream ends with this page
-    assert [n["number"] for n in kept["nodes"]] == [1]
-    assert [stub["number"] for stub, _ in kept["unreadable"]] == [2]
+    assert not kept.more  # the stream ends with this page
+    assert [n["number"] for n in kept.nodes] == [1]
+    assert [stub["number"] for stub, _ in kept.unreadable] == [2]
     assert within(full, "2021-05-01T10:00:02+00:00") is full
     assert within(full, None) is full
 

@@ -6,7 +6,7 @@ a crash between pages loses nothing and repeats nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlite_utils
@@ -142,22 +142,21 @@ def set_next_since(db: sqlite_utils.Database, number: int, since: str) -> None:
         db.execute("UPDATE sync_state SET next_since = ? WHERE demarche_number = ?", [since, number])
 
 
-def save_page(db: sqlite_utils.Database, demarche_number: int, stream: str, page: Mapping[str, Any],
-              *, seen_run: int | None) -> PageCounts:
+def save_page(db: sqlite_utils.Database, demarche_number: int, stream: str, nodes: list[dict[str, Any]],
+              unreadable_nodes: Iterable[tuple[Mapping[str, Any], str]], *, cursor: str | None, more: bool,
+              seen_run: int | None) -> PageCounts:
     """Saves one page of a stream and its checkpoint in one transaction.
 
-    `page` is the API's {nodes, pageInfo} plus `unreadable`: (stub node, message) pairs for the dossiers
-    DS could not serialise, which get a stub row and an `unreadable_dossiers` record. Dossiers read whole
-    leave that table."""
-    info = page["pageInfo"]
+    `nodes`: the dossiers read whole; `unreadable_nodes`: (stub node, message) pairs for the dossiers DS
+    could not serialise, which get a stub row and an `unreadable_dossiers` record. Dossiers read whole
+    leave that table. `cursor` and `more`: the page's `endCursor` and `hasNextPage`."""
     with db.atomic():
-        counts = save_dossiers(db, demarche_number, page["nodes"], seen_run=seen_run)
-        read = [n["number"] for n in page["nodes"] if n]
-        unreadable.clear(db, read)
-        for stub, message in page.get("unreadable") or ():
+        counts = save_dossiers(db, demarche_number, nodes, seen_run=seen_run)
+        unreadable.clear(db, [n["number"] for n in nodes])
+        for stub, message in unreadable_nodes:
             save_stub(db, demarche_number, stub, seen_run=seen_run)
             unreadable.record(db, demarche_number, stub["number"], message)
-        checkpoint(db, demarche_number, stream, info["endCursor"], done=not info["hasNextPage"])
+        checkpoint(db, demarche_number, stream, cursor, done=not more)
     return counts
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..api import Page
 from .ranges import Stream
 
 
@@ -22,7 +23,7 @@ class Work:
     """A message from a fetching thread to the writer: a page, a page of deletions, or the job's end."""
 
     stream: Stream | None = None
-    page: dict[str, Any] | None = None
+    page: Page | None = None
     deletions: tuple[str, list[dict[str, Any]]] | None = None
     demarche: int = 0
     ended: bool = False
@@ -39,7 +40,7 @@ class Pool:
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
         # Pages wait here for the one writer, which is the slower side: a deeper queue would only hold
-        # more parsed pages in memory.
+        # more pages in memory.
         self.results: queue.Queue[Work] = queue.Queue(maxsize=2)
         self.stop = threading.Event()
         self._lock = threading.Lock()

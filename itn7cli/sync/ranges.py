@@ -10,9 +10,11 @@ belongs to exactly one stream.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+from ..api import Page
 
 # A split pays when the stream has about this many dossiers left (one page and a half): below it,
 # the new stream's first request would cost more than the pages it takes over.
@@ -39,13 +41,13 @@ class Stream:
     def full(self) -> bool:
         return self.name.startswith("full:")
 
-    def note(self, page: dict[str, Any]) -> None:
+    def note(self, page: Page) -> None:
         """Called by the fetching thread with each page it gets."""
         moments = page_moments(page)
         if not moments:
             return
         self.position = moments[-1]
-        if page["pageInfo"]["hasNextPage"] and len(moments) > 1:
+        if page.more and len(moments) > 1:
             self.density = len(moments) / max(1.0, (moments[-1] - moments[0]).total_seconds())
 
     def past_end(self) -> bool:
@@ -61,25 +63,30 @@ def iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def page_moments(page: dict[str, Any]) -> list[datetime]:
+def page_moments(page: Page) -> list[datetime]:
     """The updated_at of each dossier of a page, read whole or only named (unreadable), in page order."""
-    named = [stub for stub, _message in page.get("unreadable") or ()]
-    return sorted(moment(n["dateDerniereModification"]) for n in [*page["nodes"], *named] if n)
+    dates = [stamp.dateDerniereModification for stamp in page.stamps if stamp is not None]
+    dates += [stub.get("dateDerniereModification") for stub, _message in page.unreadable]
+    return sorted(moment(date) for date in dates if date)
 
 
-def within(page: dict[str, Any], until: str | None) -> dict[str, Any]:
+def within(page: Page, until: str | None) -> Page:
     """The part of a page that belongs to a stream ending at `until`: the page itself if it lies wholly
     before it, else what does, as the stream's last page (no next page)."""
     if until is None:
         return page
     end = moment(until)
-    nodes = [n for n in page["nodes"] if n and moment(n["dateDerniereModification"]) < end]
-    unreadable = [(stub, message) for stub, message in page.get("unreadable") or ()
-                  if moment(stub["dateDerniereModification"]) < end]
-    if len(nodes) == sum(1 for n in page["nodes"] if n) and len(unreadable) == len(page.get("unreadable") or ()):
+
+    def before(date: str | None) -> bool:
+        return date is None or moment(date) < end
+
+    kept = [(raw, stamp) for raw, stamp in zip(page.raw, page.stamps, strict=True)
+            if stamp is not None and before(stamp.dateDerniereModification)]
+    unreadable = [(stub, message) for stub, message in page.unreadable if before(stub.get("dateDerniereModification"))]
+    if len(kept) == len(page.numbers()) and len(unreadable) == len(page.unreadable):
         return page
-    info = {**page["pageInfo"], "hasNextPage": False}
-    return {**page, "nodes": nodes, "unreadable": unreadable, "pageInfo": info}
+    return dataclasses.replace(page, info={**page.info, "hasNextPage": False}, raw=[raw for raw, _ in kept],
+                               stamps=[stamp for _, stamp in kept], unreadable=unreadable)
 
 
 def split_point(stream: Stream, newest: datetime | None) -> tuple[datetime, float] | None:

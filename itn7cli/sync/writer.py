@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..api import Changes, ChangesTarget, DSClient, NotFoundError, PageError
+from ..api import Changes, ChangesTarget, DSClient, NotFoundError, Page, PageError
 from ..store import syncstate
 from .pool import Pool, Work
 from .ranges import Stream, iso, moment, split_point, within
@@ -168,13 +168,13 @@ class Writer:
         return Stream(number, "incremental", row["updated_since"], None, row["cursor"],
                       syncstate.state(self.db, number).get("full_run"))
 
-    def _first_changes(self, number: int, page: dict[str, Any] | None) -> None:
+    def _first_changes(self, number: int, page: Page | None) -> None:
         stream = self._incremental(number)
         if page is not None:
             self._save(stream, page)
             if stream.done:
                 return
-            stream.cursor = page["pageInfo"]["endCursor"] or stream.cursor
+            stream.cursor = page.info["endCursor"] or stream.cursor
         self._launch(stream)
 
     def _first_deletions(self, number: int, first: Changes) -> None:
@@ -206,24 +206,25 @@ class Writer:
 
     # ------------------------------------------------------------ saving (the calling thread only)
 
-    def _save(self, stream: Stream, page: dict[str, Any]) -> None:
+    def _save(self, stream: Stream, page: Page) -> None:
         assert self.db is not None
         if stream.done:  # fetched before the stream's end was known
             return
         page = within(page, stream.until)
         summary = self.summaries[stream.demarche]
-        counts = syncstate.save_page(self.db, stream.demarche, stream.name, page, seen_run=stream.seen_run)
-        stream.done = not page["pageInfo"]["hasNextPage"]
-        read = {n["number"] for n in page["nodes"] if n}
+        counts = syncstate.save_page(self.db, stream.demarche, stream.name, page.nodes, page.unreadable,
+                                     cursor=page.info["endCursor"], more=page.more, seen_run=stream.seen_run)
+        stream.done = not page.more
+        read = set(page.numbers())
         self.seen.update(read)
         summary.illisibles[:] = [n for n in summary.illisibles if n not in read]
         summary.add(counts)
-        summary.avertissements.extend(page.get("warnings") or ())
-        for stub, _message in page.get("unreadable") or ():
+        summary.avertissements.extend(page.warnings)
+        for stub, _message in page.unreadable:
             if stub["number"] not in summary.illisibles:
                 summary.illisibles.append(stub["number"])
         if self.after_page is not None:
-            self.after_page(stream.demarche, [n for n in page["nodes"] if n])
+            self.after_page(stream.demarche, page.nodes)
         self.progress(summary)
 
     def _save_deletions(self, number: int, state: str, items: list[dict[str, Any]]) -> None:
