@@ -695,7 +695,7 @@ def warm(dataset: Dataset) -> Iterator[FakeDS]:
 
 
 def _sync_page(server: FakeDS, token: str = "tok-lecture", **variables: Any) -> dict[str, Any]:
-    """A page as the sync asks for it (itn7cli/api.py `dossier_pages`), the general démarche by default."""
+    """A page as the sync asks for it (itn7cli/api/client.py `dossier_pages`), the general démarche by default."""
     sent = {"number": server.dataset.numbers["general"], "updatedSince": EPOCH, "first": 100, **variables}
     body: dict[str, Any] = post(server, queries.text("getDossiers"), sent, token=token).json()
     return body

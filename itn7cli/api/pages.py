@@ -37,7 +37,7 @@ class _PageData(msgspec.Struct):
     demarche: _Dossiers
 
 
-_STAMP = msgspec.json.Decoder(Stamp | None)
+_STAMP = msgspec.json.Decoder(Stamp)
 _NODE = msgspec.json.Decoder()
 
 

@@ -150,7 +150,7 @@ class RenderCache:
 def warm_up(app: FakeDS) -> tuple[int, float]:
     """Completes the sync's dossier pages once over every dossier, for every usable token.
 
-    The sync's own document and variables (itn7cli/api.py `dossier_pages`); the page a dossier lands on
+    The sync's own document and variables (itn7cli/api/client.py `dossier_pages`); the page a dossier lands on
     does not matter, since the key holds the node's selection, not the page. Returns the dossiers
     completed and the seconds it took.
     """
