@@ -38,6 +38,17 @@ class Summary:
         self.inchanges += counts.inchanges
         self.hors_limites.extend(counts.hors_limites)
 
+    def page_saved(self, counts: store.PageCounts, read: list[int], unreadable: list[int], warnings: list[str]) -> None:
+        """A page is committed: the dossiers it read whole are readable again, those it named are not."""
+        self.add(counts)
+        done = set(read)
+        self.illisibles[:] = [n for n in self.illisibles if n not in done]
+        self.unreadable(*unreadable)
+        self.avertissements.extend(warnings)
+
+    def unreadable(self, *numbers: int) -> None:
+        self.illisibles.extend(n for n in dict.fromkeys(numbers) if n not in self.illisibles)
+
     def counts(self) -> dict[str, int]:
         """The figures a run record keeps."""
         return {"pages": self.pages, "nouveaux": self.nouveaux, "modifies": self.modifies,

@@ -1,10 +1,9 @@
-"""The writing side of a sync: plans the streams, hands them to the fetching threads, saves what
-comes back, splits streams with much left as slots free up, and closes the run."""
+"""The writing side of a sync: hands the plan's streams to the fetching threads, saves what comes
+back, splits streams with much left as slots free up, and closes the run."""
 
 from __future__ import annotations
 
 import functools
-import itertools
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +11,9 @@ import sqlite_utils
 
 from ..api import Changes, ChangesTarget, DSClient, NotFoundError, Page, PageError
 from ..store import syncstate
+from .plan import Plan
 from .pool import Pool, Work
-from .ranges import Stream, iso, moment, split_point, within
+from .ranges import Stream, iso, within
 from .summary import AfterPage, Progress, Summary
 
 
@@ -29,11 +29,7 @@ class Writer:
         self.db: sqlite_utils.Database | None = None
         self.summaries = {number: Summary(key, number) for key, number in demarches.items()}
         self.seen: set[int] = set()  # dossiers read whole by this run's pages
-        self.fulls: list[int] = []
-        self.active: dict[int, list[Stream]] = {}  # full pulls' streams started and not ended
-        self.fresh: dict[int, list[Stream]] = {}  # full pulls started before their plan could be written
-        self.newest: dict[int, dict[str, datetime]] = {}  # each state's most recently updated dossier
-        self.deleted_since: dict[int, str | None] = {}
+        self.plan = Plan(demarches, full=full, epoch=epoch, states=states)
 
     def attach(self, db: sqlite_utils.Database) -> None:
         self.db = db
@@ -46,39 +42,12 @@ class Writer:
     # ------------------------------------------------------------ before the first answer
 
     def start(self) -> None:
-        """Starts the full pulls' streams at once (without a database yet: a first sync's fresh plan)."""
-        plans = []
-        for number in self.demarches.values():
-            current = syncstate.state(self.db, number) if self.db is not None else {}
-            self.deleted_since[number] = current.get("deletions_since")
-            if self.full or not current.get("incremental_since") or current.get("full_run") is not None:
-                self.fulls.append(number)
-                self.active[number] = []
-                plans.append(self._plan_full(number, current))
-        # Interleaved, so a small démarche's streams fill slots while the big one's run.
-        for stream in itertools.chain(*itertools.zip_longest(*plans)):
-            if stream is not None:
-                self._launch(stream)
-
-    def _plan_full(self, number: int, current: dict[str, Any]) -> list[Stream]:
-        if self.db is not None and current.get("full_run") is not None:  # interrupted: go on where it stopped
-            return [Stream(number, r["name"], r["updated_since"], r["state"], r["cursor"], current["full_run"],
-                           r["until"]) for r in syncstate.pending_full_streams(self.db, number)]
-        self.fresh[number] = [Stream(number, f"full:{s}", self.epoch, s, None) for s in self.states]
-        return list(self.fresh[number])
+        """Starts the full pulls' streams at once, before the run's first answer."""
+        for stream in self.plan.first_streams(self.db):
+            self._launch(stream)
 
     def targets(self) -> list[ChangesTarget]:
-        """What the run's first request asks of each démarche."""
-        out = []
-        for number in self.demarches.values():
-            if number in self.fulls:
-                out.append(ChangesTarget(number, self.epoch, None, self.deleted_since[number], changes=False,
-                                         newest=True))
-            else:
-                assert self.db is not None
-                since, cursor = syncstate.incremental_plan(self.db, number)
-                out.append(ChangesTarget(number, since, cursor, self.deleted_since[number]))
-        return out
+        return self.plan.targets(self.db)
 
     # ------------------------------------------------------------ the run
 
@@ -87,27 +56,20 @@ class Writer:
         assert db is not None
         for number, summary in self.summaries.items():
             summary.title = overview[number].meta["title"]
-            summary.mode = "complète" if number in self.fulls else "incrémentale"
+            summary.mode = "complète" if number in self.plan.fulls else "incrémentale"
         runs = syncstate.start_runs(db, [(key, overview[number].meta, self.summaries[number].mode)
                                          for key, number in self.demarches.items()])
-        for number in self.fulls:
-            self.newest[number] = {state: moment(at) for state, at in overview[number].newest.items()}
-            if number in self.fresh:
-                syncstate.open_full(db, number, runs[number], iso(next_since), [
-                    {"name": s.name, "updated_since": s.updated_since, "state": s.state} for s in self.fresh[number]])
-                for stream in self.fresh[number]:
-                    stream.seen_run = runs[number]
-            if not self.active[number]:
-                self._hand_over(number)
+        for number in self.plan.open(db, runs, overview, next_since):
+            self._hand_over(number)
         for number in self.demarches.values():
             self._first_deletions(number, overview[number])
-            if number not in self.fulls:
+            if number not in self.plan.fulls:
                 self._first_changes(number, overview[number].page)
         self._drain()
         numbers = list(self.demarches.values())
         for number in numbers:
             syncstate.set_next_since(db, number, iso(next_since))
-        for number in self.fulls:
+        for number in self.plan.fulls:
             self.summaries[number].supprimes += syncstate.finish_full(db, number)
         for number in numbers:
             reread(db, self.client, self.summaries[number], self.seen, self.progress)
@@ -131,29 +93,22 @@ class Writer:
     def _split(self) -> None:
         """Gives free slots the second half of the streams with the most left."""
         assert self.db is not None
-        while self.pool.free() > 0:
-            candidates = [(point, s) for n in self.fulls for s in self.active[n]
-                          if not s.done and (point := split_point(s, self.newest[n].get(s.state or ""))) is not None]
-            if not candidates:
-                return
-            (at, _left), stream = max(candidates, key=lambda c: c[0][1])
+        while self.pool.free() > 0 and (widest := self.plan.widest()) is not None:
+            at, stream = widest
             name = f"{stream.name.split('@')[0]}@{iso(at)}"
             syncstate.split_stream(self.db, stream.demarche, stream.name, iso(at), name)
             self._launch(Stream(stream.demarche, name, iso(at), stream.state, None, stream.seen_run, stream.until))
             stream.until = iso(at)
 
     def _launch(self, stream: Stream) -> None:
-        if stream.full:
-            self.active[stream.demarche].append(stream)
-        self.pool.add(functools.partial(self._fetch, stream))
+        self.plan.started(stream)
+        self.pool.add(functools.partial(fetch_stream, self.client, stream))
 
     def _ended(self, stream: Stream) -> None:
         assert self.db is not None
         syncstate.stream_done(self.db, stream.demarche, stream.name)
-        if stream.full:
-            self.active[stream.demarche].remove(stream)
-            if not self.active[stream.demarche]:
-                self._hand_over(stream.demarche)
+        if self.plan.ended(stream):
+            self._hand_over(stream.demarche)
 
     def _hand_over(self, number: int) -> None:
         """A full pull's streams are all read: the incremental stream, from the pull's start, catches
@@ -184,25 +139,7 @@ class Writer:
             if not (first.pending["pageInfo"]["hasNextPage"] or first.deleted["pageInfo"]["hasNextPage"]):
                 return
         after = first if first.pending is not None else None
-        self.pool.add(functools.partial(self._fetch_deletions, number, self.deleted_since[number], after))
-
-    # ------------------------------------------------------------ fetching threads
-
-    def _fetch(self, stream: Stream, pool: Pool) -> None:
-        for page in self.client.dossier_pages(stream.demarche, stream.updated_since, after=stream.cursor,
-                                              state=stream.state):
-            stream.note(page)
-            if not pool.put(Work(stream=stream, page=page)):
-                return
-            if stream.past_end():
-                break
-        pool.put(Work(stream=stream, ended=True))
-
-    def _fetch_deletions(self, number: int, since: str | None, after: Changes | None, pool: Pool) -> None:
-        for state, items in self.client.deletion_pages(number, since, after=after):
-            if not pool.put(Work(deletions=(state, items), demarche=number)):
-                return
-        pool.put(Work(demarche=number, ended=True))
+        self.pool.add(functools.partial(fetch_deletions, self.client, number, self.plan.deleted_since[number], after))
 
     # ------------------------------------------------------------ saving (the calling thread only)
 
@@ -215,14 +152,9 @@ class Writer:
         counts = syncstate.save_page(self.db, stream.demarche, stream.name, page.nodes, page.unreadable,
                                      cursor=page.info["endCursor"], more=page.more, seen_run=stream.seen_run)
         stream.done = not page.more
-        read = set(page.numbers())
+        read = page.numbers()
         self.seen.update(read)
-        summary.illisibles[:] = [n for n in summary.illisibles if n not in read]
-        summary.add(counts)
-        summary.avertissements.extend(page.warnings)
-        for stub, _message in page.unreadable:
-            if stub["number"] not in summary.illisibles:
-                summary.illisibles.append(stub["number"])
+        summary.page_saved(counts, read, [stub["number"] for stub, _message in page.unreadable], page.warnings)
         if self.after_page is not None:
             self.after_page(stream.demarche, page.nodes)
         self.progress(summary)
@@ -231,6 +163,29 @@ class Writer:
         assert self.db is not None
         self.summaries[number].supprimes += syncstate.save_deleted(self.db, number, items, state)
         self.progress(self.summaries[number])
+
+
+# ---------------------------------------------------------------- the fetching threads
+
+
+def fetch_stream(client: DSClient, stream: Stream, pool: Pool) -> None:
+    for page in client.dossier_pages(stream.demarche, stream.updated_since, after=stream.cursor, state=stream.state):
+        stream.note(page)
+        if not pool.put(Work(stream=stream, page=page)):
+            return
+        if stream.past_end():
+            break
+    pool.put(Work(stream=stream, ended=True))
+
+
+def fetch_deletions(client: DSClient, number: int, since: str | None, after: Changes | None, pool: Pool) -> None:
+    for state, items in client.deletion_pages(number, since, after=after):
+        if not pool.put(Work(deletions=(state, items), demarche=number)):
+            return
+    pool.put(Work(demarche=number, ended=True))
+
+
+# ---------------------------------------------------------------- after the pages
 
 
 def reread(db: sqlite_utils.Database, client: DSClient, summary: Summary, seen: set[int], progress: Progress) -> None:
@@ -255,6 +210,5 @@ def reread(db: sqlite_utils.Database, client: DSClient, summary: Summary, seen: 
                     summary.illisibles.remove(dossier)
                 continue
             syncstate.still_unreadable(db, number, dossier, "; ".join(str(e.get("message")) for e in answer.bad))
-        if dossier not in summary.illisibles:
-            summary.illisibles.append(dossier)
+        summary.unreadable(dossier)
         progress(summary)

@@ -1,0 +1,91 @@
+"""What one sync run pulls: which démarches need a full pull, the streams each pull has in flight,
+what the run's first look told of every state, and which stream to split when a slot is free."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from ..api import Changes, ChangesTarget
+from ..store import syncstate
+from .ranges import Stream, iso, moment, split_point
+
+
+class Plan:
+    """The full pulls of one run. It reads the sync state and writes a pull's plan; it fetches nothing."""
+
+    def __init__(self, demarches: dict[str, int], *, full: bool, epoch: str, states: tuple[str, ...]) -> None:
+        self.demarches, self.full, self.epoch, self.states = demarches, full, epoch, states
+        self.fulls: list[int] = []
+        self.active: dict[int, list[Stream]] = {}  # full pulls' streams started and not ended
+        self.fresh: dict[int, list[Stream]] = {}  # full pulls started before their plan could be written
+        self.newest: dict[int, dict[str, datetime]] = {}  # each state's most recently updated dossier
+        self.deleted_since: dict[int, str | None] = {}
+
+    def first_streams(self, db: sqlite_utils.Database | None) -> list[Stream]:
+        """The full pulls' streams to start at once (without a database yet: a first sync's fresh plan),
+        interleaved, so that a small démarche's streams fill slots while the big one's run."""
+        plans = []
+        for number in self.demarches.values():
+            current = syncstate.state(db, number) if db is not None else {}
+            self.deleted_since[number] = current.get("deletions_since")
+            if self.full or not current.get("incremental_since") or current.get("full_run") is not None:
+                self.fulls.append(number)
+                self.active[number] = []
+                plans.append(self._full(db, number, current))
+        return [stream for stream in itertools.chain(*itertools.zip_longest(*plans)) if stream is not None]
+
+    def _full(self, db: sqlite_utils.Database | None, number: int, current: dict[str, Any]) -> list[Stream]:
+        if db is not None and current.get("full_run") is not None:  # interrupted: go on where it stopped
+            return [Stream(number, r["name"], r["updated_since"], r["state"], r["cursor"], current["full_run"],
+                           r["until"]) for r in syncstate.pending_full_streams(db, number)]
+        self.fresh[number] = [Stream(number, f"full:{s}", self.epoch, s, None) for s in self.states]
+        return list(self.fresh[number])
+
+    def targets(self, db: sqlite_utils.Database | None) -> list[ChangesTarget]:
+        """What the run's first request asks of each démarche."""
+        out = []
+        for number in self.demarches.values():
+            if number in self.fulls:
+                out.append(ChangesTarget(number, self.epoch, None, self.deleted_since[number], changes=False,
+                                         newest=True))
+            else:
+                assert db is not None
+                since, cursor = syncstate.incremental_plan(db, number)
+                out.append(ChangesTarget(number, since, cursor, self.deleted_since[number]))
+        return out
+
+    def open(self, db: sqlite_utils.Database, runs: dict[int, int], overview: dict[int, Changes],
+             next_since: datetime) -> list[int]:
+        """Writes the fresh pulls' plans under this run; returns the full pulls with no stream left."""
+        for number in self.fulls:
+            self.newest[number] = {state: moment(at) for state, at in overview[number].newest.items()}
+            if number in self.fresh:
+                syncstate.open_full(db, number, runs[number], iso(next_since), [
+                    {"name": s.name, "updated_since": s.updated_since, "state": s.state} for s in self.fresh[number]])
+                for stream in self.fresh[number]:
+                    stream.seen_run = runs[number]
+        return [number for number in self.fulls if not self.active[number]]
+
+    def started(self, stream: Stream) -> None:
+        if stream.full:
+            self.active[stream.demarche].append(stream)
+
+    def ended(self, stream: Stream) -> bool:
+        """Takes a stream out; true when it was its full pull's last one."""
+        if not stream.full:
+            return False
+        self.active[stream.demarche].remove(stream)
+        return not self.active[stream.demarche]
+
+    def widest(self) -> tuple[datetime, Stream] | None:
+        """The stream with the most left to read, and where to split it; None when none can be split."""
+        candidates = [(point, s) for n in self.fulls for s in self.active[n]
+                      if not s.done and (point := split_point(s, self.newest[n].get(s.state or ""))) is not None]
+        if not candidates:
+            return None
+        (at, _left), stream = max(candidates, key=lambda c: c[0][1])
+        return at, stream
