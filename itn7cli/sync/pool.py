@@ -8,7 +8,7 @@ the writer, which stops everything.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import queue
 import sys
 import threading
@@ -38,14 +38,14 @@ Job = Callable[["Pool"], None]
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
+@functools.cache
 def fewer_arenas() -> None:
-    """Caps glibc at two malloc arenas before the fetching threads start. Each thread would otherwise get
-    its own, and keep the freed space of the megabyte-sized answers it read: about 16 MB of a
-    3 000-dossier sync's peak (bench/bench_sync.py). Nothing elsewhere than glibc."""
-    if sys.platform == "linux" and (libc := ctypes.util.find_library("c")):
-        mallopt = getattr(ctypes.CDLL(libc), "mallopt", None)
-        if mallopt is not None:
-            mallopt(M_ARENA_MAX, 2)
+    """Caps glibc at two malloc arenas before the fetching threads start, once per process. Each thread
+    would otherwise get its own, and keep the freed space of the megabyte-sized answers it read: about
+    16 MB of a 3 000-dossier sync's peak (bench/bench_sync.py). The process's own symbols hold libc's:
+    nothing to look for on disk, and nothing done where the C library has no `mallopt` (musl)."""
+    if sys.platform == "linux" and (mallopt := getattr(ctypes.CDLL(None), "mallopt", None)) is not None:
+        mallopt(M_ARENA_MAX, 2)
 
 
 class Pool:
