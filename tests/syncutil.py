@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,14 @@ from itn7cli import config, store, sync
 from itn7cli.fakeds import FakeDS
 
 TOKEN = "TEST-TOKEN-e3b1c9f2-reconnaissable"
+
+
+def early_in_a_window(window: int, at_most: float) -> None:
+    """Waits, if need be, until at most `at_most` seconds of the current fixed rate-limit window have gone:
+    the fake's windows are aligned on the epoch, and a test that must stay in one window cannot
+    start just before a window ends."""
+    while time.time() % window > at_most:
+        time.sleep(0.05)
 
 
 def settings_for(server: FakeDS, db_path: Path, numbers: dict[str, int]) -> config.Settings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ from itn7cli.config import Settings
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
 from itn7cli.store import unreadable
 
-from .syncutil import TOKEN, content, env_for, run_sync
+from .syncutil import TOKEN, content, early_in_a_window, env_for, run_sync
 
 COUNTS = {"general": 150, "labo": 30}
 PROJECT = "Q2hhbXAtMTAxMg=="  # Intitulé du projet
@@ -91,8 +90,7 @@ def test_a_dossier_whose_reads_keep_timing_out_is_isolated_named_and_read_once_i
 def spend_window(server: FakeDS, token: str) -> None:
     """Another client of the same token uses up a window (until DS refuses it), early enough in the window
     that it is still spent when the sync starts."""
-    while time.time() % server.rate_window > server.rate_window / 3:
-        time.sleep(0.05)
+    early_in_a_window(server.rate_window, server.rate_window / 3)
     with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as other:
         while other.post(server.url, json={"query": "{ __typename }"}).status_code != 429:
             pass
