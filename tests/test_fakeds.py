@@ -571,6 +571,24 @@ def test_parallel_requests_are_served_concurrently(server: FakeDS, dataset: Data
         assert [f.result().status_code for f in futures] == [200] * 4
 
 
+def test_a_hold_on_some_operations_answers_the_others(server: FakeDS, dataset: Dataset) -> None:
+    server.faults.hold_after(1, operations={"small"})
+    variables = {"number": dataset.numbers["general"], "first": 1}
+    assert post(server, SMALL_DOSSIERS, variables).status_code == 200  # the one answered
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(post, server, SMALL_DOSSIERS, variables)
+        try:
+            while server.faults.held() < 1:
+                assert not held.done()
+                time.sleep(0.01)
+            other = post(server, "query other { __typename }")
+            assert other.status_code == 200 and other.json() == {"data": {"__typename": "Query"}}
+            assert not held.done()
+        finally:
+            server.faults.release()
+        assert held.result().status_code == 200
+
+
 # ---------------------------------------------------------------- files
 def _files(server: FakeDS, number: int) -> list[dict[str, Any]]:
     node = data(post(server, queries.text("getDossier"), {"number": number}))["dossier"]

@@ -238,9 +238,10 @@ def test_a_sync_killed_between_pages_resumes_to_the_same_content(
         server: FakeDS, dataset: Dataset, tmp_path: Path, kill_after_pages: int) -> None:
     run_sync(server, tmp_path / "reference.db", dataset.numbers)
     db_path = tmp_path / "killed.db"
-    # Metadata, then at least `kill_after_pages` pages; the server then stops answering, so the sync
-    # cannot finish before it is killed, however fast or slow this machine is.
-    server.faults.hold_after(len(dataset.numbers) + kill_after_pages)
+    # The first look, then `kill_after_pages` pages of dossiers; the server then stops answering pages,
+    # so the sync cannot finish before it is killed, however fast or slow this machine is, and in
+    # whatever order its first requests arrive.
+    server.faults.hold_after(kill_after_pages, operations={"getDossiers"})
     process = subprocess.Popen([sys.executable, "-m", "itn7cli", "sync", "--quiet"],
                                env={**os.environ, **env_for(server, db_path, dataset.numbers)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -259,7 +260,7 @@ def test_ctrl_c_stops_with_a_french_message_and_the_next_run_resumes(
         server: FakeDS, dataset: Dataset, tmp_path: Path) -> None:
     run_sync(server, tmp_path / "reference.db", dataset.numbers)
     db_path = tmp_path / "interrupted.db"
-    server.faults.hold_after(len(dataset.numbers) + 2)
+    server.faults.hold_after(2, operations={"getDossiers"})
     process = subprocess.Popen([sys.executable, "-m", "itn7cli", "sync", "--quiet"],
                                env={**os.environ, **env_for(server, db_path, dataset.numbers)},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 FAULT_KINDS = ("429", "502", "503", "timeout")
@@ -48,15 +49,18 @@ class Faults:
         self._corrupt: set[str] = set()
         self._slow: set[int] = set()
         self._hold_after: int | None = None
+        self._hold_operations: frozenset[str] | None = None
         self._answered = 0
         self._waiting = 0
         self._released = threading.Event()
 
-    def hold_after(self, n: int) -> None:
+    def hold_after(self, n: int, operations: Collection[str] | None = None) -> None:
         """Answer the next `n` GraphQL requests, then keep every later one waiting until `release()` (a
-        server that stops answering: lets a test interrupt a client mid-run, without timing anything)."""
+        server that stops answering: lets a test interrupt a client mid-run, without timing anything).
+        With `operations`, only requests for those operations count and wait; the others are answered."""
         with self._lock:
             self._hold_after, self._answered = n, 0
+            self._hold_operations = frozenset(operations) if operations is not None else None
             self._released.clear()
 
     def release(self) -> None:
@@ -65,10 +69,12 @@ class Faults:
             self._hold_after = None
         self._released.set()
 
-    def wait_if_held(self, timeout: float = 120.0) -> None:
-        """Called by the server before answering a GraphQL request."""
+    def wait_if_held(self, operation: str | None, timeout: float = 120.0) -> None:
+        """Called by the server before answering a GraphQL request for `operation`."""
         with self._lock:
             if self._hold_after is None:
+                return
+            if self._hold_operations is not None and operation not in self._hold_operations:
                 return
             self._answered += 1
             if self._answered <= self._hold_after:

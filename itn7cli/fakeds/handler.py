@@ -16,7 +16,7 @@ from urllib.parse import quote
 from graphql import OperationType
 
 from .control import TokenSpec
-from .engine import run
+from .engine import Prepared, run
 
 if TYPE_CHECKING:
     from .server import FakeDS
@@ -160,11 +160,39 @@ def _token(app: FakeDS, auth_header: str) -> TokenSpec | Reply:
     return spec
 
 
+@dataclass
+class Request:
+    """A GraphQL POST's document, variables and operation (named, or the document's only one)."""
+
+    prepared: Prepared
+    variables: Any
+    operation: str | None
+
+
+def _request(app: FakeDS, raw: bytes) -> Request | None:
+    """What a POST body asks; None without a query string."""
+    try:
+        body = json.loads(raw or b"{}")
+        variables = body.get("variables")
+        if isinstance(variables, str):
+            variables = json.loads(variables) if variables.strip() else None
+        query, name = body.get("query"), body.get("operationName")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(query, str):
+        return None
+    prepared = app.documents.get(query)
+    if not (isinstance(name, str) and name):
+        name = next(iter(prepared.operations)) if len(prepared.operations) == 1 else None
+    return Request(prepared, variables, name)
+
+
 def graphql(app: FakeDS, auth_header: str, raw: bytes) -> Reply:
     """A POST to the GraphQL endpoint: latency and faults, DS's rate limit, the token, then the answer."""
     app.stats.add("requests")
     app.stats.note_minute(auth_header)
-    app.faults.wait_if_held()
+    request = _request(app, raw)
+    app.faults.wait_if_held(request.operation if request else None)
     if app.faults.latency > 0:
         time.sleep(app.faults.latency)
     fault = app.faults.draw()
@@ -180,20 +208,9 @@ def graphql(app: FakeDS, auth_header: str, raw: bytes) -> Reply:
     spec = _token(app, auth_header)
     if isinstance(spec, Reply):
         return spec
-    try:
-        request = json.loads(raw or b"{}")
-        variables = request.get("variables")
-        if isinstance(variables, str):
-            variables = json.loads(variables) if variables.strip() else None
-        query = request.get("query")
-        if not isinstance(query, str):
-            raise ValueError("query")
-    except (ValueError, AttributeError):
+    if request is None:
         return _json(400, _error_body("No query string was present", "bad_request"))
-    prepared = app.documents.get(query)
-    operation_name = request.get("operationName") or None
-    if operation_name is None and len(prepared.operations) == 1:
-        operation_name = next(iter(prepared.operations))
+    prepared, variables, operation_name = request.prepared, request.variables, request.operation
     app.stats.count("operations", operation_name or "")
     if prepared.syntax_error:
         return _json(400, {"errors": [e.formatted for e in prepared.errors]})
