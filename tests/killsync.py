@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from itn7cli import cli
-from itn7cli.sync import writer
+from itn7cli.sync import save
 
 
 def _kill() -> None:
@@ -22,22 +22,22 @@ def _kill() -> None:
 
 
 def main(kind: str) -> None:
-    save, save_deletions = writer.Writer._save, writer.Writer._save_deletions
+    page, deletions = save.Saver.page, save.Saver.deletions
 
-    def saved(self: writer.Writer, stream: Any, page: dict[str, Any]) -> None:
-        save(self, stream, page)
+    def saved(self: save.Saver, stream: Any, answer: Any) -> None:
+        page(self, stream, answer)
         name = stream.name
         if {"state": name.startswith("full:") and "@" not in name, "split": "@" in name,
                 "handover": name == "incremental" and stream.seen_run is not None}[kind]:
             _kill()
 
-    def deletions_saved(self: writer.Writer, *args: Any) -> None:
-        save_deletions(self, *args)
+    def deletions_saved(self: save.Saver, *args: Any) -> None:
+        deletions(self, *args)
         if kind == "deletions":
             _kill()
 
-    writer.Writer._save = saved  # type: ignore[method-assign]
-    writer.Writer._save_deletions = deletions_saved  # type: ignore[method-assign]
+    save.Saver.page = saved  # type: ignore[method-assign]
+    save.Saver.deletions = deletions_saved  # type: ignore[method-assign]
     sys.argv = ["itn7", "sync", "--quiet"]
     cli.main()
 

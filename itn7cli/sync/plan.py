@@ -1,5 +1,5 @@
 """What one sync run pulls: which démarches need a full pull, the streams each pull has in flight,
-what the run's first look told of every state, and which stream to split when a slot is free."""
+what the run's first look told of every state, and which stream to split when a slot is free, and how."""
 
 from __future__ import annotations
 
@@ -81,11 +81,23 @@ class Plan:
         self.active[stream.demarche].remove(stream)
         return not self.active[stream.demarche]
 
-    def widest(self) -> tuple[datetime, Stream] | None:
-        """The stream with the most left to read, and where to split it; None when none can be split."""
+    def split(self, db: sqlite_utils.Database | None) -> Stream | None:
+        """Cuts the stream with the most left to read in two, in the sync state too; returns the second
+        half, to start. None when no stream would pay to split."""
         candidates = [(point, s) for n in self.fulls for s in self.active[n]
                       if not s.done and (point := split_point(s, self.newest[n].get(s.state or ""))) is not None]
         if not candidates:
             return None
+        assert db is not None
         (at, _left), stream = max(candidates, key=lambda c: c[0][1])
-        return at, stream
+        name = f"{stream.name.split('@')[0]}@{iso(at)}"
+        syncstate.split_stream(db, stream.demarche, stream.name, iso(at), name)
+        half = Stream(stream.demarche, name, iso(at), stream.state, None, stream.seen_run, stream.until)
+        stream.until = iso(at)
+        return half
+
+    def incremental(self, db: sqlite_utils.Database, number: int) -> Stream:
+        """A démarche's incremental stream, where the sync state left it."""
+        row = syncstate.incremental_stream(db, number)
+        return Stream(number, "incremental", row["updated_since"], None, row["cursor"],
+                      syncstate.state(db, number).get("full_run"))
