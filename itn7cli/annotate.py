@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
-
 from .api import DSClient, NotFoundError
 from .config import PARIS, Settings
 from .errors import AuthError, ConfigError
 from .labels import STATUSES as STATUS_LABELS
 from .rules.engine import ELIGIBLE, SEVERITY, rule_labels
 from .rules.mapping import ROLES_BY_NAME, RoleMap, mappings_from_settings
+from .store import Database
 from .store import annotations as annotation_store
 
 ROLE = "controle_auto"
@@ -132,7 +131,7 @@ def _problem(mapping: RoleMap, target: Mapping[str, Any] | None, descriptor: Map
     return None
 
 
-def plan(db: sqlite_utils.Database, settings: Settings, *, session: int | None = None,
+def plan(db: Database, settings: Settings, *, session: int | None = None,
          demarche: str | None = None) -> list[Planned]:
     """Per checked, non-deleted dossier: the verdict text and the annotation it goes to. Reads the store only."""
     mappings = mappings_from_settings(settings.mapping)
@@ -166,12 +165,12 @@ def descriptor_type(descriptor: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------- instructeurs
 
 
-def instructeurs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def instructeurs(db: Database) -> list[dict[str, Any]]:
     """Every groupe instructeur of the synced démarches with its instructeurs (id, email)."""
     return annotation_store.instructeurs(db)
 
 
-def resolve_instructeur(db: sqlite_utils.Database, value: str | None) -> str:
+def resolve_instructeur(db: Database, value: str | None) -> str:
     """The instructeur id to write as: ITN7_INSTRUCTEUR_ID, given as an id or as an e-mail of the synced data."""
     if not value:
         raise ConfigError("Identifiant d'instructeur manquant : renseignez ITN7_INSTRUCTEUR_ID (un identifiant "
@@ -185,7 +184,7 @@ def resolve_instructeur(db: sqlite_utils.Database, value: str | None) -> str:
     return found
 
 
-def groupes_without(db: sqlite_utils.Database, instructeur_id: str, planned: list[Planned]) -> int:
+def groupes_without(db: Database, instructeur_id: str, planned: list[Planned]) -> int:
     """How many planned changes are in a groupe the instructeur is not in, as of the last sync."""
     member = annotation_store.groupes_of(db, instructeur_id)
     return sum(1 for p in planned if p.changed and p.problem is None and p.groupe_id not in member)
@@ -219,7 +218,7 @@ def write_one(client: DSClient, item: Planned, instructeur_id: str) -> str | Non
     return None
 
 
-def apply(db: sqlite_utils.Database, client: DSClient, planned: list[Planned],
+def apply(db: Database, client: DSClient, planned: list[Planned],
           instructeur_id: str) -> Iterator[Outcome]:
     """Writes the changed verdicts one dossier at a time, within the client's rate limit, recording each write.
 
@@ -257,7 +256,7 @@ def client_for(settings: Settings) -> DSClient:
 
 
 
-def apply_settings(db: sqlite_utils.Database, settings: Settings, planned: list[Planned]) -> Iterator[Outcome]:
+def apply_settings(db: Database, settings: Settings, planned: list[Planned]) -> Iterator[Outcome]:
     """`apply` with the configured token and instructeur; no token needed and no request when nothing changed."""
     if not any(p.changed and p.problem is None for p in planned):
         yield from (Outcome(p, "erreur", p.problem) for p in planned if p.problem is not None)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import sqlite_utils
 
 from . import labels
 from . import refdata as refdata_mod
@@ -43,8 +42,8 @@ from .rules import (
 from .rules.engine import UNREADABLE
 from .rules.mapping import FormRevision, revisions_from_rows
 from .rules.priority import priority
+from .store import Database, ensure_synced, open_db
 from .store import checks as checks_store
-from .store import ensure_synced, open_db
 from .store import forms as forms_store
 
 BATCH = 200  # dossiers parsed and written per transaction: bounded memory (their raw JSON), few commits
@@ -74,7 +73,7 @@ def config_hash(settings: Settings, ref_meta: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def siren_counts(db: sqlite_utils.Database) -> dict[str, int]:
+def siren_counts(db: Database) -> dict[str, int]:
     """Live dossiers per applicant SIREN, across both démarches."""
     return checks_store.siren_counts(db)
 
@@ -82,11 +81,11 @@ def siren_counts(db: sqlite_utils.Database) -> dict[str, int]:
 # ---------------------------------------------------------------- forms
 
 
-def _revisions(db: sqlite_utils.Database, demarche_number: int) -> list[FormRevision]:
+def _revisions(db: Database, demarche_number: int) -> list[FormRevision]:
     return revisions_from_rows(forms_store.revisions(db, demarche_number))
 
 
-def form_maps(db: sqlite_utils.Database, settings: Settings) -> dict[int, tuple[str, FormMap]]:
+def form_maps(db: Database, settings: Settings) -> dict[int, tuple[str, FormMap]]:
     """Démarche number → (key, every role resolved against all the démarche's stored revisions)."""
     mappings = mappings_from_settings(settings.mapping)
     return {m["number"]: (m["key"], resolve(mappings.get(m["key"]) or mappings["general"],
@@ -94,7 +93,7 @@ def form_maps(db: sqlite_utils.Database, settings: Settings) -> dict[int, tuple[
             for m in forms_store.demarches(db)}
 
 
-def role_maps(db: sqlite_utils.Database, settings: Settings) -> dict[str, FormMap]:
+def role_maps(db: Database, settings: Settings) -> dict[str, FormMap]:
     """Démarche key → its resolved form: pass it as the mapping of `rules.Dossier` to follow renamed champs."""
     return {key: form for key, form in form_maps(db, settings).values()}
 
@@ -108,7 +107,7 @@ def form_hash(form: FormMap) -> str:
 # ---------------------------------------------------------------- run
 
 
-def _to_check(db: sqlite_utils.Database, chash: str, fhashes: dict[int, str], counts: dict[str, int],
+def _to_check(db: Database, chash: str, fhashes: dict[int, str], counts: dict[str, int],
               force: bool) -> list[int]:
     if force:
         return checks_store.live_numbers(db)
@@ -149,7 +148,7 @@ def unreadable_finding(since: str | None) -> Finding:
                    "il est relu à chaque synchronisation.")
 
 
-def run(db: sqlite_utils.Database, settings: Settings, *, force: bool = False) -> Summary:
+def run(db: Database, settings: Settings, *, force: bool = False) -> Summary:
     """Checks every live dossier that needs it, and every unreadable one; stores the results."""
     ensure_synced(db)
     forms = form_maps(db, settings)
@@ -197,7 +196,7 @@ def run(db: sqlite_utils.Database, settings: Settings, *, force: bool = False) -
     return summary
 
 
-def results(db: sqlite_utils.Database, session: int | None = None, demarche: str | None = None,
+def results(db: Database, session: int | None = None, demarche: str | None = None,
             status: str | None = None) -> list[dict[str, Any]]:
     """Stored results of non-deleted dossiers, as the JSON of `itn7 check --format json`, by dossier number."""
     ensure_synced(db)
@@ -206,7 +205,7 @@ def results(db: sqlite_utils.Database, session: int | None = None, demarche: str
             for r in checks_store.results(db, session, demarche, status)]
 
 
-def stale(db: sqlite_utils.Database) -> bool:
+def stale(db: Database) -> bool:
     """True when stored results no longer match the synced dossiers: a dossier new, changed, restored or
     deleted since its check, or results from another rule set. (Settings changes need `run` to see.)"""
     ensure_synced(db)
@@ -268,7 +267,7 @@ def named_champ_types() -> set[str]:
     return named
 
 
-def describe_roles(db: sqlite_utils.Database, settings: Settings) -> list[FormView]:
+def describe_roles(db: Database, settings: Settings) -> list[FormView]:
     """Per démarche: each role's champ, its label in each revision, where it is missing or retyped."""
     ensure_synced(db)
     named = named_champ_types()
@@ -297,7 +296,7 @@ def describe_roles(db: sqlite_utils.Database, settings: Settings) -> list[FormVi
     return views
 
 
-def revision_news(db: sqlite_utils.Database, settings: Settings, before: set[str]) -> list[str]:
+def revision_news(db: Database, settings: Settings, before: set[str]) -> list[str]:
     """One French sentence per revision the last sync brought (stored now, not in `before`) that follows
     another: the mapped champs it renamed, retyped or removed."""
     lines = []

@@ -18,13 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import sqlite_utils
 from filelock import FileLock, Timeout
 
 from . import private
 from .config import Settings
 from .errors import StoreError
-from .store import open_db
+from .store import Database, open_db
 from .store import purge as store_purge
 
 # Why a dossier is erased, as the dry run names it.
@@ -108,7 +107,7 @@ def _schedule_one(row: dict[str, Any], grace: timedelta, moment: datetime) -> Sc
     return None  # masque: still restorable in DS, kept until DS purges it
 
 
-def schedule(db: sqlite_utils.Database, settings: Settings, moment: datetime | None = None) -> list[Scheduled]:
+def schedule(db: Database, settings: Settings, moment: datetime | None = None) -> list[Scheduled]:
     """Every dossier holding personal data that a rule will erase, soonest first."""
     moment = moment or datetime.now(UTC)
     grace = timedelta(days=settings.delai_effacement_jours)
@@ -134,7 +133,7 @@ def _remove(root: Path, relative: str) -> None:
         folder = folder.parent
 
 
-def delete_pending_files(db: sqlite_utils.Database, root: Path) -> int:
+def delete_pending_files(db: Database, root: Path) -> int:
     """Deletes the attachments queued by committed erasures; returns how many were handled."""
     paths = store_purge.pending_files(db)
     for path in paths:
@@ -143,7 +142,7 @@ def delete_pending_files(db: sqlite_utils.Database, root: Path) -> int:
     return len(paths)
 
 
-def run(db: sqlite_utils.Database, settings: Settings, *, apply: bool = False,
+def run(db: Database, settings: Settings, *, apply: bool = False,
         moment: datetime | None = None) -> Report:
     """The purge: erases every dossier whose date has come (only lists them unless `apply`), one
     transaction each, deletes their attachments after each commit, then compacts the database."""
@@ -163,7 +162,7 @@ def run(db: sqlite_utils.Database, settings: Settings, *, apply: bool = False,
     return report
 
 
-def erase_on_request(db: sqlite_utils.Database, settings: Settings, number: int) -> int:
+def erase_on_request(db: Database, settings: Settings, number: int) -> int:
     """Erases one dossier's personal data now, whatever its state, and keeps it erased if a sync brings
     it back; returns how many attachments were deleted. Raises StoreError for an unknown dossier."""
     if store_purge.dossier(db, number) is None:
@@ -176,7 +175,7 @@ def erase_on_request(db: sqlite_utils.Database, settings: Settings, number: int)
     return files
 
 
-def describe(db: sqlite_utils.Database, number: int) -> dict[str, Any] | None:
+def describe(db: Database, number: int) -> dict[str, Any] | None:
     """{number, demarche_key, state, deletion_state, holds_data} of a stored dossier, or None."""
     return store_purge.dossier(db, number)
 

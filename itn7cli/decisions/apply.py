@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from .. import labels
 from ..annotate import READ_ONLY_MARK, annotation_target, client_for, resolve_instructeur
 from ..api import DSClient, NotFoundError
 from ..config import Settings
 from ..errors import AuthError
 from ..rules.mapping import RoleMap, mappings_from_settings
+from ..store import Database
 from ..store import annotations as annotation_store
 from ..store import decisions as decision_store
 from .labels import DECISION_LABELS, TARGET_STATES
@@ -149,7 +148,7 @@ def annotation_writes(mapping: RoleMap, champs: list[dict[str, Any]], descriptor
     return writes
 
 
-def plan(db: sqlite_utils.Database, session: int | None = None, settings: Settings | None = None) -> list[Planned]:
+def plan(db: Database, session: int | None = None, settings: Settings | None = None) -> list[Planned]:
     """Per recorded decision, what would be sent to DS. Reads the store only."""
     mappings = mappings_from_settings(settings.mapping if settings else {})
     champs, descriptors = annotation_store.annotation_champs(db), annotation_store.annotation_descriptors(db)
@@ -176,7 +175,7 @@ def plan(db: sqlite_utils.Database, session: int | None = None, settings: Settin
     return planned
 
 
-def outside_groupes(db: sqlite_utils.Database, instructeur_id: str, planned: list[Planned]) -> int:
+def outside_groupes(db: Database, instructeur_id: str, planned: list[Planned]) -> int:
     """How many dossiers to act on are in a groupe the instructeur is not in (DS would refuse them)."""
     member = annotation_store.groupes_of(db, instructeur_id)
     return sum(1 for p in planned if p.status == TO_DO and p.groupe_id not in member)
@@ -198,7 +197,7 @@ def _variables(item: Planned, operation: str, instructeur_id: str, silent: bool)
     return {"input": given}
 
 
-def _send(db: sqlite_utils.Database, client: DSClient, item: Planned, operation: str, instructeur_id: str,
+def _send(db: Database, client: DSClient, item: Planned, operation: str, instructeur_id: str,
           silent: bool) -> str | None:
     """Sends one mutation, logs it with DS's answer; returns DS's error messages, or None."""
     variables = _variables(item, operation, instructeur_id, silent)
@@ -216,7 +215,7 @@ def _read_state(client: DSClient, number: int) -> dict[str, Any]:
     return dossier
 
 
-def apply_one(db: sqlite_utils.Database, client: DSClient, item: Planned, instructeur_id: str,
+def apply_one(db: Database, client: DSClient, item: Planned, instructeur_id: str,
               silent: bool) -> Outcome:
     """Re-reads the dossier, then sends what its decision needs; errors come back as an Outcome."""
     try:
@@ -253,7 +252,7 @@ def apply_one(db: sqlite_utils.Database, client: DSClient, item: Planned, instru
     return Outcome(item, "envoye", " puis ".join(done))
 
 
-def _annotate(db: sqlite_utils.Database, client: DSClient, item: Planned, instructeur_id: str) -> str | None:
+def _annotate(db: Database, client: DSClient, item: Planned, instructeur_id: str) -> str | None:
     """Writes the decision's annotations in one mutation, logged; returns DS's error messages, or None."""
     variables = {"input": {"dossierId": item.dossier_id, "instructeurId": instructeur_id,
                            "annotations": [{"id": a.id, "value": {a.key: a.value}} for a in item.annotations]}}
@@ -272,7 +271,7 @@ def _annotate(db: sqlite_utils.Database, client: DSClient, item: Planned, instru
     return None
 
 
-def _reached(db: sqlite_utils.Database, client: DSClient, item: Planned) -> bool:
+def _reached(db: Database, client: DSClient, item: Planned) -> bool:
     """Whether DS now holds the decision (a network retry may have sent a mutation twice)."""
     live = _read_state(client, item.number)
     if steps_for(live.get("state") or "", item.decision, item.motivation, live.get("motivation"))[0] != DONE:
@@ -281,7 +280,7 @@ def _reached(db: sqlite_utils.Database, client: DSClient, item: Planned) -> bool
     return True
 
 
-def apply(db: sqlite_utils.Database, client: DSClient, planned: list[Planned], instructeur_id: str, *,
+def apply(db: Database, client: DSClient, planned: list[Planned], instructeur_id: str, *,
           silent: bool = False) -> Iterator[Outcome]:
     """Sends the planned decisions one dossier at a time, within the token's rate limit. A dossier's
     error is reported and the next one tried; a read-only token stops everything at the first refusal."""
@@ -292,7 +291,7 @@ def apply(db: sqlite_utils.Database, client: DSClient, planned: list[Planned], i
             yield apply_one(db, client, item, instructeur_id, silent)
 
 
-def apply_settings(db: sqlite_utils.Database, settings: Settings, planned: list[Planned], *,
+def apply_settings(db: Database, settings: Settings, planned: list[Planned], *,
                    silent: bool = False) -> Iterator[Outcome]:
     """`apply` with the configured token and instructeur; no token needed and no request when nothing is to do."""
     if not any(p.status == TO_DO for p in planned):

@@ -14,16 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from ..config import Settings
 from ..errors import Itn7Error
 from ..export.data import grant_limits, paris_naive, reading_forms
 from ..export.sheets import AMOUNT_HEADER, DECISION_HEADER, KEY_HEADER, MOTIVATION_HEADER
 from ..rules import RoleMap
 from ..rules.mapping import FormMap
+from ..store import Database, now
 from ..store import decisions as decision_store
-from ..store import now
 from .labels import DECISION_CODES, DECISION_LABELS, parse_key
 from .xlsx import Value, XlsxError, open_workbook
 
@@ -88,7 +86,7 @@ class ImportResult:
     enveloppe: float = 0.0
 
 
-def import_workbook(db: sqlite_utils.Database, settings: Settings, path: Path, *,
+def import_workbook(db: Database, settings: Settings, path: Path, *,
                     partial: bool = False) -> ImportResult:
     """Reads, validates and (if clean, or `partial`) records the decisions of a committee workbook."""
     result = ImportResult(path, enveloppe=settings.enveloppe)
@@ -257,7 +255,7 @@ def _euros(amount: float) -> str:
     return f"{amount:,.2f} €".replace(",", "\u202f").replace(".", ",")
 
 
-def _validate(db: sqlite_utils.Database, settings: Settings, entries: list[Entry], result: ImportResult) -> None:
+def _validate(db: Database, settings: Settings, entries: list[Entry], result: ImportResult) -> None:
     mappings = reading_forms(db, settings)
     for start in range(0, len(entries), BATCH):  # a batch of dossiers' raw JSON at a time: memory stays flat
         batch = entries[start:start + BATCH]
@@ -320,7 +318,7 @@ def _validate_batch(settings: Settings, mappings: dict[str, FormMap | RoleMap], 
                                             "du comité"))
 
 
-def _envelope(db: sqlite_utils.Database, result: ImportResult, keep: list[Entry]) -> None:
+def _envelope(db: Database, result: ImportResult, keep: list[Entry]) -> None:
     """The session's total once recorded, against the envelope less what the other sessions attributed."""
     recorded = decision_store.recorded(db)
     by_number = {n: r for n, r in recorded.items()}
@@ -339,7 +337,7 @@ def _envelope(db: sqlite_utils.Database, result: ImportResult, keep: list[Entry]
                                        f"{_euros(result.earlier)}, pour {_euros(result.enveloppe)}"))
 
 
-def _record(db: sqlite_utils.Database, result: ImportResult, keep: list[Entry]) -> None:
+def _record(db: Database, result: ImportResult, keep: list[Entry]) -> None:
     recorded = decision_store.recorded(db)
     stamp = now()
     rows = []

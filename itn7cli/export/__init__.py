@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePath, PurePosixPath
 
-import sqlite_utils
 from openpyxl import Workbook
 
 from .. import check as check_mod
@@ -23,7 +22,7 @@ from .. import refdata as refdata_mod
 from .. import store
 from ..config import PARIS, Settings
 from ..errors import ConfigError, Itn7Error
-from ..store import committee
+from ..store import Database, committee
 from .data import DEPARTEMENTS, earlier_totals, freshness, session_rows
 from .sheets import (
     OTHER_DEPARTEMENTS,
@@ -64,7 +63,7 @@ def pieces_folder(output: Path) -> Path:
     return output.with_name(f"{output.stem}-pieces")
 
 
-def gather_pieces(db: sqlite_utils.Database, settings: Settings, session: int, output: Path,
+def gather_pieces(db: Database, settings: Settings, session: int, output: Path,
                   demarche: str | None = None) -> dict[int, PurePath]:
     """Gathers the session's verified attachments beside the workbook; returns each dossier's folder
     relative to the workbook's folder, for the « Pièces » links."""
@@ -75,7 +74,7 @@ def gather_pieces(db: sqlite_utils.Database, settings: Settings, session: int, o
     return {number: PurePath(folder.name, relative) for number, relative in gathered.items()}
 
 
-def refresh_checks(db: sqlite_utils.Database, settings: Settings) -> str | None:
+def refresh_checks(db: Database, settings: Settings) -> str | None:
     """Runs the check when its stored results are missing or out of date; returns why it ran, or None."""
     store.ensure_synced(db)
     total, other_config = committee.check_counts(db, check_mod.config_hash(settings, refdata_mod.meta(db)))
@@ -112,7 +111,7 @@ def _relative(path: PurePath | None) -> PurePosixPath | None:
     return PurePosixPath(*path.parts) if path is not None else None
 
 
-def export_session(db: sqlite_utils.Database, settings: Settings, session: int, output: Path, *,
+def export_session(db: Database, settings: Settings, session: int, output: Path, *,
                    demarche: str | None = None, pieces: Mapping[int, PurePath] | None = None) -> ExportResult:
     """Writes the session's workbook to `output` (atomically: a reader never sees half a file); with
     `session` ALL_SESSIONS, one workbook of the dossiers of every session.

@@ -14,8 +14,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import sqlite_utils
-
 from .. import store
 from ..config import PARIS, Settings
 from ..rules import Dossier, RoleMap, mappings_from_settings
@@ -23,7 +21,7 @@ from ..rules.budget import is_excluded
 from ..rules.engine import Unreadable, parse_instant
 from ..rules.mapping import ChampSource, FormMap
 from ..rules.porteur import departement_of, is_commune, is_epci
-from ..store import committee
+from ..store import Database, committee
 
 DEPARTEMENTS = {
     "04": "Alpes-de-Haute-Provence", "05": "Hautes-Alpes", "06": "Alpes-Maritimes",
@@ -179,7 +177,7 @@ def build_row(record: dict[str, Any], mapping: FormMap | RoleMap, settings: Sett
     )
 
 
-def reading_forms(db: sqlite_utils.Database, settings: Settings) -> dict[str, FormMap | RoleMap]:
+def reading_forms(db: Database, settings: Settings) -> dict[str, FormMap | RoleMap]:
     """How to read each démarche's dossiers: its form resolved over every stored revision, so renamed champs
     are followed by id as `itn7 check` follows them; the configured roles for a démarche with no form stored."""
     from ..check import role_maps
@@ -187,7 +185,7 @@ def reading_forms(db: sqlite_utils.Database, settings: Settings) -> dict[str, Fo
     return {**mappings_from_settings(settings.mapping), **role_maps(db, settings)}
 
 
-def session_rows(db: sqlite_utils.Database, settings: Settings, session: int,
+def session_rows(db: Database, settings: Settings, session: int,
                  demarche: str | None = None) -> Iterator[Row]:
     """The non-deleted dossiers of one session (0: of every session), by number, with their check results;
     a dossier the API could not serialise is listed with what is known of it and its finding."""
@@ -213,7 +211,7 @@ class SessionTotals:
     decided: int = 0  # dossiers with a recorded decision
 
 
-def session_totals(db: sqlite_utils.Database, settings: Settings, before: int,
+def session_totals(db: Database, settings: Settings, before: int,
                    demarche: str | None = None) -> dict[int, SessionTotals]:
     """The amounts of every session before `before`, for the envelope tables."""
     totals = {n: SessionTotals() for n in range(1, before)}
@@ -235,7 +233,7 @@ def session_totals(db: sqlite_utils.Database, settings: Settings, before: int,
     return totals
 
 
-def earlier_totals(db: sqlite_utils.Database, settings: Settings, session: int,
+def earlier_totals(db: Database, settings: Settings, session: int,
                    demarche: str | None = None) -> dict[int, SessionTotals]:
     """Requested, proposed and attributed amounts of the sessions before `session`, for the envelope table."""
     return session_totals(db, settings, session, demarche)
@@ -252,7 +250,7 @@ class Freshness:
     out_of_session: int
 
 
-def freshness(db: sqlite_utils.Database, session: int, demarche: str | None = None) -> Freshness:
+def freshness(db: Database, session: int, demarche: str | None = None) -> Freshness:
     """The dates the Synthèse shows, and the dossiers it does not list (deleted, filed after the last closing)."""
     found = committee.freshness(db, demarche)
     return Freshness(paris_naive(found["synced_at"]), paris_naive(found["checked_at"]), found["ruleset"],

@@ -6,15 +6,13 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
-import sqlite_utils
-
 from ..config import Settings
 from ..files.download import size_of
 from ..files.names import inside
-from ..store import downloads
+from ..store import Database, downloads
 
 
-def session_dossiers(db: sqlite_utils.Database, settings: Settings, session: int, demarche: str | None) -> list[int]:
+def session_dossiers(db: Database, settings: Settings, session: int, demarche: str | None) -> list[int]:
     """The live dossiers of `session` (of one démarche, by key, if given): the check's verdict wins;
     unchecked dossiers get the same rule it applies."""
     from ..rules.engine import session_for
@@ -39,7 +37,7 @@ def _place(source: Path, target: Path, link: bool) -> None:
     shutil.copyfile(source, target)
 
 
-def gather_session(db: sqlite_utils.Database, settings: Settings, session: int, dest: Path,
+def gather_session(db: Database, settings: Settings, session: int, dest: Path,
                    demarche: str | None = None, *, link: bool = True) -> dict[int, Path]:
     """Puts the session's verified files into `dest` (hard links when possible, else copies), in the
     same tree as the files directory; returns {dossier number: its folder relative to `dest`} for the

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import sqlite_utils
 from filelock import FileLock, Timeout
 
 from .. import store
@@ -26,7 +25,7 @@ from ..api import DSClient, RetryPolicy
 from ..config import Settings
 from ..errors import StoreError
 from ..private import FILE_MODE, private_dir
-from ..store import downloads
+from ..store import Database, downloads
 from .download import DEFAULT_MAX_BYTES, size_of, sweep, too_big_message
 from .names import FileRef, demarche_folder, dossier_files
 from .pool import DownloadPool, Job, LinkRenewer, Outcome
@@ -60,7 +59,7 @@ class Ledger:
 
     def __init__(self, known: downloads.Records) -> None:
         self.known = known
-        self.db: sqlite_utils.Database | None = None
+        self.db: Database | None = None
         self._pending: dict[downloads.Slot, dict[str, Any]] = {}
         self._forgotten: set[downloads.Slot] = set()
 
@@ -80,7 +79,7 @@ class Ledger:
         self._pending.pop((number, *slot), None)
         self._forgotten.add((number, *slot))
 
-    def attach(self, db: sqlite_utils.Database) -> None:
+    def attach(self, db: Database) -> None:
         """From now on, `flush` writes to `db`; the records kept so far are written now."""
         self.db = db
         self.flush()
@@ -204,7 +203,7 @@ class FilesRun:
             self.collect()
 
 
-def catch_up(db: sqlite_utils.Database, run: FilesRun, demarche_numbers: list[int]) -> None:
+def catch_up(db: Database, run: FilesRun, demarche_numbers: list[int]) -> None:
     """Queues the stored dossiers, outside those the sync just handed over, whose files are not all on
     disk and verified (a sync run without --files, a killed run, a transient failure, a file deleted by
     hand), with links read afresh; counts the files left as they are."""

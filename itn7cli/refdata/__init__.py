@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
+from ..store import Database
 from ..store import refdata as ref_store
 from .csvfiles import TABLES, TableSpec, csv_files, import_csv, kind_of, read_csv
 from .opendata import COLLECTIVITES, DEFAULT_CHECKS, DGCL_URL, PACA, ZRR_URL, Checks, update
@@ -65,7 +64,7 @@ class RefData:
         return None
 
 
-def load(db: sqlite_utils.Database) -> RefData | None:
+def load(db: Database) -> RefData | None:
     """The imported reference data, or None when nothing was imported."""
     ref = RefData()
     for row in ref_store.rows(db, "ref_communes"):
@@ -77,6 +76,6 @@ def load(db: sqlite_utils.Database) -> RefData | None:
     return None if ref.empty and not ref.epcis else ref
 
 
-def meta(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def meta(db: Database) -> list[dict[str, Any]]:
     """Where each reference table came from and when (for display and the configuration hash)."""
     return ref_store.meta(db)

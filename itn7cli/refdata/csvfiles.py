@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from ..errors import ConfigError
+from ..store import Database
 from ..store import refdata as ref_store
 
 
@@ -90,7 +89,7 @@ def read_csv(path: Path) -> tuple[str, list[dict[str, Any]]]:
     return kind, list(_rows(TABLES[kind], reader, path.name))
 
 
-def import_csv(db: sqlite_utils.Database, paths: Iterable[Path]) -> dict[str, int]:
+def import_csv(db: Database, paths: Iterable[Path]) -> dict[str, int]:
     """Imports CSV files (or folders of them) in one transaction; returns rows per table.
 
     Every file is read and checked before anything is written; a later file of a kind replaces an earlier one.

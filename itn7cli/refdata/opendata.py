@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import sqlite_utils
 
 from ..errors import ConfigError
+from ..store import Database
 from ..store import refdata as ref_store
 from .csvfiles import TABLES
 from .workbook import Source, Workbook, fetch
@@ -212,7 +212,7 @@ def tables(epcis: Mapping[str, Epci], zrr: Mapping[str, tuple[str, str]],
     return communes, kept
 
 
-def update(db: sqlite_utils.Database, *, dgcl: str = DGCL_URL, zrr: str = ZRR_URL,
+def update(db: Database, *, dgcl: str = DGCL_URL, zrr: str = ZRR_URL,
            client: httpx.Client | None = None, checks: Checks | None = None) -> dict[str, int]:
     """Reads both tables (addresses or local files), checks them, then replaces the reference tables at once.
 

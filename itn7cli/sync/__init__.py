@@ -26,13 +26,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
 from filelock import FileLock, Timeout
 
 from .. import store
 from ..api import DOSSIER_STATES, Changes, ChangesTarget, DSClient, NotFoundError
 from ..config import Settings
 from ..errors import ApiError, ConfigError, Itn7Error, StoreError
+from ..store import Database
 from .ranges import Stream
 from .summary import AfterPage, Progress, Summary
 from .writer import Writer
@@ -87,7 +87,7 @@ def _server_now(client: DSClient) -> datetime:
     return client.server_date or datetime.now(UTC)
 
 
-def run(open_db: Callable[[], sqlite_utils.Database], client: DSClient, demarches: dict[str, int], *,
+def run(open_db: Callable[[], Database], client: DSClient, demarches: dict[str, int], *,
         exists: bool, full: bool = False, concurrency: int = 4, progress: Progress | None = None,
         after_page: AfterPage | None = None, started: datetime | None = None) -> list[Summary]:
     """Syncs the given démarches ({key: number}); returns a summary per démarche.

@@ -7,10 +7,8 @@ import itertools
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
-
 from ..api import Changes, ChangesTarget
-from ..store import syncstate
+from ..store import Database, syncstate
 from .ranges import Stream, iso, moment, split_point
 
 
@@ -25,7 +23,7 @@ class Plan:
         self.newest: dict[int, dict[str, datetime]] = {}  # each state's most recently updated dossier
         self.deleted_since: dict[int, str | None] = {}
 
-    def first_streams(self, db: sqlite_utils.Database | None) -> list[Stream]:
+    def first_streams(self, db: Database | None) -> list[Stream]:
         """The full pulls' streams to start at once (without a database yet: a first sync's fresh plan),
         interleaved, so that a small démarche's streams fill slots while the big one's run."""
         plans = []
@@ -38,14 +36,14 @@ class Plan:
                 plans.append(self._full(db, number, current))
         return [stream for stream in itertools.chain(*itertools.zip_longest(*plans)) if stream is not None]
 
-    def _full(self, db: sqlite_utils.Database | None, number: int, current: dict[str, Any]) -> list[Stream]:
+    def _full(self, db: Database | None, number: int, current: dict[str, Any]) -> list[Stream]:
         if db is not None and current.get("full_run") is not None:  # interrupted: go on where it stopped
             return [Stream(number, r["name"], r["updated_since"], r["state"], r["cursor"], current["full_run"],
                            r["until"]) for r in syncstate.pending_full_streams(db, number)]
         self.fresh[number] = [Stream(number, f"full:{s}", self.epoch, s, None) for s in self.states]
         return list(self.fresh[number])
 
-    def targets(self, db: sqlite_utils.Database | None) -> list[ChangesTarget]:
+    def targets(self, db: Database | None) -> list[ChangesTarget]:
         """What the run's first request asks of each démarche."""
         out = []
         for number in self.demarches.values():
@@ -58,7 +56,7 @@ class Plan:
                 out.append(ChangesTarget(number, since, cursor, self.deleted_since[number]))
         return out
 
-    def open(self, db: sqlite_utils.Database, runs: dict[int, int], overview: dict[int, Changes],
+    def open(self, db: Database, runs: dict[int, int], overview: dict[int, Changes],
              next_since: datetime) -> list[int]:
         """Writes the fresh pulls' plans under this run; returns the full pulls with no stream left."""
         for number in self.fulls:
@@ -81,7 +79,7 @@ class Plan:
         self.active[stream.demarche].remove(stream)
         return not self.active[stream.demarche]
 
-    def split(self, db: sqlite_utils.Database | None) -> Stream | None:
+    def split(self, db: Database | None) -> Stream | None:
         """Cuts the stream with the most left to read in two, in the sync state too; returns the second
         half, to start. None when no stream would pay to split."""
         candidates = [(point, s) for n in self.fulls for s in self.active[n]
@@ -96,7 +94,7 @@ class Plan:
         stream.until = iso(at)
         return half
 
-    def incremental(self, db: sqlite_utils.Database, number: int) -> Stream:
+    def incremental(self, db: Database, number: int) -> Stream:
         """A démarche's incremental stream, where the sync state left it."""
         row = syncstate.incremental_stream(db, number)
         return Stream(number, "incremental", row["updated_since"], None, row["cursor"],

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlite_utils
-
 from ..api import DSClient, NotFoundError, Page, PageError
-from ..store import syncstate
+from ..store import Database, syncstate
 from .ranges import Stream, within
 from .summary import AfterPage, Progress, Summary
 
@@ -17,7 +15,7 @@ class Saver:
     """Writes a run's pages and deletions. Only the thread that calls `run` writes to the database."""
 
     def __init__(self, demarches: dict[str, int], progress: Progress | None, after_page: AfterPage | None) -> None:
-        self.db: sqlite_utils.Database | None = None
+        self.db: Database | None = None
         self.summaries = {number: Summary(key, number) for key, number in demarches.items()}
         self.seen: set[int] = set()  # dossiers read whole by this run's pages
         self.progress = progress or (lambda summary: None)

@@ -6,10 +6,8 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-import sqlite_utils
-
 from ..api import Changes, ChangesTarget, DSClient, Page
-from ..store import syncstate
+from ..store import Database, syncstate
 from .plan import Plan
 from .pool import Pool, Work
 from .ranges import Stream, iso
@@ -28,10 +26,10 @@ class Writer:
         self.plan = Plan(demarches, full=full, epoch=epoch, states=states)
 
     @property
-    def db(self) -> sqlite_utils.Database | None:
+    def db(self) -> Database | None:
         return self.saver.db
 
-    def attach(self, db: sqlite_utils.Database) -> None:
+    def attach(self, db: Database) -> None:
         self.saver.db = db
 
     def close(self) -> None:
