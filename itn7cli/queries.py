@@ -1,5 +1,6 @@
 """Loads the GraphQL documents of `queries/`, each with only the fragments it uses."""
 
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -16,19 +17,25 @@ def queries_dir() -> Path:
     raise FileNotFoundError("queries/fragments.graphql introuvable : installation incomplète")
 
 
+_loading = threading.Lock()
+
+
 @cache
+def _documents() -> dict[str, DocumentNode]:
+    """Every operation of `queries/`, each with the fragments it uses: the fragments are parsed once,
+    each file once."""
+    fragments = parse((queries_dir() / "fragments.graphql").read_text(encoding="utf-8")).definitions
+    out: dict[str, DocumentNode] = {}
+    for path in operation_files():
+        whole = DocumentNode(definitions=(*parse(path.read_text(encoding="utf-8")).definitions, *fragments))
+        out.update(separate_operations(whole))
+    return out
+
+
 def document(operation: str) -> DocumentNode:
-    """The parsed document of `queries/<file>.graphql` holding `operation`, with its fragments."""
-    folder = queries_dir()
-    fragments = (folder / "fragments.graphql").read_text(encoding="utf-8")
-    for path in sorted(folder.glob("*.graphql")):
-        if path.name == "fragments.graphql":
-            continue
-        full = parse(path.read_text(encoding="utf-8") + "\n" + fragments)
-        operations = separate_operations(full)
-        if operation in operations:
-            return operations[operation]
-    raise KeyError(operation)
+    """The parsed document holding `operation`, with its fragments."""
+    with _loading:  # the sync's threads ask at once: one of them parses, the others wait for it
+        return _documents()[operation]
 
 
 @cache

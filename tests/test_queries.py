@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -34,6 +35,32 @@ def test_query_document_is_valid_against_the_real_ds_schema(operation: str, real
     assert validate(schema, document) == []
     # gql's own validation, as a client configured with the schema would run it.
     Client(schema=schema).validate(gql(queries.text(operation)))
+
+
+def test_threads_asking_at_once_parse_each_file_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real_parse = queries.parse
+
+    def counted(text: str) -> object:
+        calls.append(1)
+        return real_parse(text)
+
+    monkeypatch.setattr(queries, "parse", counted)
+    queries._documents.cache_clear()
+    start = threading.Barrier(8)
+
+    def ask() -> None:
+        start.wait()
+        queries.document("getDossiers")
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    queries.document("getChanges")
+    assert len(calls) == len(queries.operation_files()) + 1  # each file, and the fragments, once
+    queries._documents.cache_clear()  # the next test parses with the real function
 
 
 def test_the_dossier_document_names_every_champ_type_the_server_would_otherwise_downgrade() -> None:
