@@ -9,7 +9,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "itn7cli"
 OWNERS = ("store", "fakeds")
-SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|REPLACE|WITH)\s", re.IGNORECASE)
+# The store writes its SQL in capitals; a docstring that starts "Update the…" is not SQL.
+SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|REPLACE|WITH)\s")
 
 
 def _modules() -> list[Path]:
@@ -36,6 +37,7 @@ def test_only_the_store_touches_the_database() -> None:
 
 def test_the_guard_sees_an_import_and_a_statement(tmp_path: Path) -> None:
     module = tmp_path / "bad.py"
-    module.write_text('import sqlite_utils\nfrom sqlite_utils.db import Table\nQ = "SELECT 1"\nM = "Sélection"\n')
+    module.write_text('import sqlite_utils\nfrom sqlite_utils.db import Table\nQ = "SELECT 1"\n'
+                      'M = "Update the cache."\n')
     assert _offences(module) == [
         "bad.py:1 imports sqlite_utils", "bad.py:2 imports from sqlite_utils", "bad.py:3 holds SQL: 'SELECT 1'"]
