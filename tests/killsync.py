@@ -3,7 +3,8 @@ SIGKILL at a chosen point inside one kind of stream, for the resume tests.
 
 KIND: `state` (after the first page of a stream of one dossier state), `split` (after the first page
 of a stream split from another), `handover` (after the first page of a full pull's incremental
-stream), `deletions` (after the first page of deletions).
+stream), `deletions` (after the first page of deletions), `early` (after a page of a full pull saved
+once the hand-over of that pull was asked for: its last pages wait to be saved, each slowed down).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from itn7cli import cli
-from itn7cli.sync import save
+from itn7cli.sync import save, writer
 
 
 def _kill() -> None:
@@ -22,14 +24,22 @@ def _kill() -> None:
 
 
 def main(kind: str) -> None:
-    page, deletions = save.Saver.page, save.Saver.deletions
+    page, deletions, early = save.Saver.page, save.Saver.deletions, writer.Writer._hand_over_early
+    asked: set[int] = set()  # démarches whose hand-over left before their pull's last page was saved
 
     def saved(self: save.Saver, stream: Any, answer: Any) -> None:
+        if kind == "early" and stream.full:
+            time.sleep(0.05)  # the writer falls behind the fetching threads
         page(self, stream, answer)
         name = stream.name
         if {"state": name.startswith("full:") and "@" not in name, "split": "@" in name,
-                "handover": name == "incremental" and stream.seen_run is not None}[kind]:
+                "handover": name == "incremental" and stream.seen_run is not None,
+                "early": stream.full and stream.demarche in asked}[kind]:
             _kill()
+
+    def hand_over_early(self: writer.Writer) -> None:
+        early(self)
+        asked.update(self.early)
 
     def deletions_saved(self: save.Saver, *args: Any) -> None:
         deletions(self, *args)
@@ -38,6 +48,7 @@ def main(kind: str) -> None:
 
     save.Saver.page = saved  # type: ignore[method-assign]
     save.Saver.deletions = deletions_saved  # type: ignore[method-assign]
+    writer.Writer._hand_over_early = hand_over_early  # type: ignore[method-assign]
     sys.argv = ["itn7", "sync", "--quiet"]
     cli.main()
 

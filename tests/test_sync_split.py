@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from itn7cli import store
 from itn7cli.api import Page
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
 from itn7cli.store import syncstate
+from itn7cli.sync import save, writer
 from itn7cli.sync.ranges import Stream, split_point, within
 
 from .syncutil import TOKEN, content, env_for, run_sync
@@ -108,7 +110,34 @@ def test_a_split_first_pull_stores_every_visible_dossier_once(
     assert set(numbers) == {n for key in dataset.numbers for n in dataset.visible_numbers(key)}
 
 
-@pytest.mark.parametrize("kind", ["state", "split", "handover", "deletions"])
+def test_the_hand_over_is_asked_for_while_the_pulls_last_pages_wait_to_be_saved(
+        server: FakeDS, dataset: Dataset, reference: dict[str, Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[tuple[str, int, str]] = []
+    saved, fetch = save.Saver.page, writer.fetch_stream
+
+    def slow(self: save.Saver, stream: Stream, answer: Page) -> None:
+        if stream.full:
+            time.sleep(0.05)  # the writer falls behind the fetching threads
+        saved(self, stream, answer)
+        events.append(("saved", stream.demarche, stream.name))
+
+    def fetching(client: Any, stream: Stream, pool: Any) -> None:
+        events.append(("asked", stream.demarche, stream.name))
+        fetch(client, stream, pool)
+
+    monkeypatch.setattr(save.Saver, "page", slow)
+    monkeypatch.setattr(writer, "fetch_stream", fetching)
+    run_sync(server, tmp_path / "early.db", dataset.numbers)
+    general = dataset.numbers["general"]
+    asked = events.index(("asked", general, "incremental"))
+    last_full = max(i for i, (what, number, name) in enumerate(events)
+                    if what == "saved" and number == general and name.startswith("full:"))
+    assert asked < last_full  # the hand-over's request left while pages of the pull were still to save
+    assert content(tmp_path / "early.db") == reference  # and its answer was saved after them
+
+
+@pytest.mark.parametrize("kind", ["state", "split", "handover", "deletions", "early"])
 def test_a_sync_killed_inside_each_kind_of_stream_resumes_to_the_same_content_as_a_clean_pull(
         server: FakeDS, dataset: Dataset, reference: dict[str, Any], tmp_path: Path, kind: str) -> None:
     db_path = tmp_path / "killed.db"

@@ -136,6 +136,16 @@ def incremental_plan(db: sqlite_utils.Database, number: int) -> tuple[str, str |
     return since, (row["cursor"] if row is not None else None)
 
 
+def handover_plan(db: sqlite_utils.Database, number: int) -> tuple[str, str | None]:
+    """(updatedSince, cursor) of the incremental stream that `close_full` then `incremental_stream` will
+    open, read before the full pull is closed: the hand-over's first request may leave before its last
+    page is saved."""
+    since = state(db, number)["full_started_at"]
+    rows = list(db.query("SELECT cursor FROM sync_streams WHERE demarche_number = ? AND name = 'incremental' "
+                         "AND updated_since = ?", [number, since]))
+    return since, (rows[0]["cursor"] if rows else None)
+
+
 def set_next_since(db: sqlite_utils.Database, number: int, since: str) -> None:
     """Where the next incremental run starts once this one is complete."""
     with db.atomic():

@@ -83,7 +83,8 @@ class Plan:
         """Cuts the stream with the most left to read in two, in the sync state too; returns the second
         half, to start. None when no stream would pay to split."""
         candidates = [(point, s) for n in self.fulls for s in self.active[n]
-                      if not s.done and (point := split_point(s, self.newest[n].get(s.state or ""))) is not None]
+                      if not (s.done or s.fetched)
+                      and (point := split_point(s, self.newest[n].get(s.state or ""))) is not None]
         if not candidates:
             return None
         assert db is not None
@@ -93,6 +94,16 @@ class Plan:
         half = Stream(stream.demarche, name, iso(at), stream.state, None, stream.seen_run, stream.until)
         stream.until = iso(at)
         return half
+
+    def fetched(self, number: int) -> bool:
+        """Whether every stream of a full pull has its last page on the writer's queue: what changed
+        meanwhile can be asked for, the pages are saved before the answer (one queue, in order)."""
+        return bool(self.active.get(number)) and all(s.fetched for s in self.active[number])
+
+    def handover(self, db: Database, number: int) -> Stream:
+        """The incremental stream a full pull will hand over to, before the pull is closed (see `fetched`)."""
+        since, cursor = syncstate.handover_plan(db, number)
+        return Stream(number, "incremental", since, None, cursor, syncstate.state(db, number).get("full_run"))
 
     def incremental(self, db: Database, number: int) -> Stream:
         """A démarche's incremental stream, where the sync state left it."""

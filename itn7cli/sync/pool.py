@@ -55,9 +55,10 @@ class Pool:
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
         fewer_arenas()
-        # Pages wait here for the one writer, which is the slower side: a deeper queue would only hold
-        # more pages in memory.
-        self.results: queue.Queue[Work] = queue.Queue(maxsize=2)
+        # Pages wait here for the one writer. Pages come in bursts (every slot's request answered at
+        # once); a slot for each job lets a fetching thread send its next request while the writer still
+        # saves the burst, where a shallow queue would keep it waiting, page in hand, with the same memory.
+        self.results: queue.Queue[Work] = queue.Queue(maxsize=self.size + 2)
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._pending: deque[Job] = deque()

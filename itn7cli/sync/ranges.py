@@ -36,6 +36,7 @@ class Stream:
     position: datetime | None = None  # updated_at of the last dossier fetched
     density: float = 0.0  # dossiers per second of updated_at, on its last full page
     done: bool = False  # its last page is saved (the writer's own mark)
+    fetched: bool = False  # its last page is on the writer's queue (the fetching thread's mark)
 
     @property
     def full(self) -> bool:

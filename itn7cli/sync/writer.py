@@ -24,6 +24,7 @@ class Writer:
         self.pool = Pool(concurrency)
         self.saver = Saver(demarches, progress, after_page)
         self.plan = Plan(demarches, full=full, epoch=epoch, states=states)
+        self.early: dict[int, Stream] = {}  # hand-overs asked for while their pull's last pages wait to be saved
 
     @property
     def db(self) -> Database | None:
@@ -78,6 +79,7 @@ class Writer:
     def _drain(self) -> None:
         self._split()
         while (work := self.pool.next()) is not None:
+            self._hand_over_early()
             if work.page is not None and work.stream is not None:
                 self._split()  # the page just fetched tells where its stream stands: split before saving
                 self.saver.page(work.stream, work.page)
@@ -103,12 +105,26 @@ class Writer:
         if self.plan.ended(stream):
             self._hand_over(stream.demarche)
 
+    def _hand_over_early(self) -> None:
+        """Asks for what changed during a full pull as soon as its last pages are fetched, while they
+        wait to be saved: the answer comes after them on the queue (`Plan.fetched`)."""
+        assert self.db is not None
+        for number in self.plan.fulls:
+            if number not in self.early and self.plan.fetched(number):
+                self.early[number] = self.plan.handover(self.db, number)
+                self._launch(self.early[number])
+
     def _hand_over(self, number: int) -> None:
-        """A full pull's streams are all read: the incremental stream, from the pull's start, catches
-        what changed meanwhile (the full run's mark stays until it has run)."""
+        """A full pull's streams are all saved: the incremental stream, from the pull's start, catches
+        what changed meanwhile (the full run's mark stays until it has run), unless it already left."""
         assert self.db is not None
         syncstate.close_full(self.db, number)
-        self._launch(self.plan.incremental(self.db, number))
+        stream = self.plan.incremental(self.db, number)
+        early = self.early.get(number)
+        if early is None:
+            self._launch(stream)
+        elif (early.updated_since, early.cursor) != (stream.updated_since, stream.cursor):
+            raise RuntimeError(f"hand-over of démarche {number} asked for from the wrong place")
 
     def _first_changes(self, number: int, page: Page | None) -> None:
         assert self.db is not None
@@ -140,7 +156,8 @@ def fetch_stream(client: DSClient, stream: Stream, pool: Pool) -> None:
             return
         if stream.past_end():
             break
-    pool.put(Work(stream=stream, ended=True))
+    if pool.put(Work(stream=stream, ended=True)):
+        stream.fetched = True  # after the put: whatever the writer launches on seeing it queues behind
 
 
 def fetch_deletions(client: DSClient, number: int, since: str | None, after: Changes | None, pool: Pool) -> None:
