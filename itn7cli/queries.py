@@ -38,10 +38,15 @@ def document(operation: str) -> DocumentNode:
         return _documents()[operation]
 
 
-@cache
+_texts: dict[str, str] = {}
+
+
 def text(operation: str) -> str:
-    """The document of `operation` as the text sent over the wire."""
-    return print_ast(document(operation))
+    """The document of `operation` as the text sent over the wire, printed once per process."""
+    with _loading:
+        if operation not in _texts:
+            _texts[operation] = print_ast(_documents()[operation])
+        return _texts[operation]
 
 
 def operation_files() -> list[Path]:

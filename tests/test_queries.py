@@ -37,21 +37,30 @@ def test_query_document_is_valid_against_the_real_ds_schema(operation: str, real
     Client(schema=schema).validate(gql(queries.text(operation)))
 
 
-def test_threads_asking_at_once_parse_each_file_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threads_asking_at_once_parse_each_file_once_and_print_each_document_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real_parse = queries.parse
+    printed: list[int] = []
+    real_parse, real_print = queries.parse, queries.print_ast
 
     def counted(text: str) -> object:
         calls.append(1)
         return real_parse(text)
 
+    def counted_print(document: object) -> str:
+        printed.append(1)
+        return real_print(document)  # type: ignore[arg-type]
+
     monkeypatch.setattr(queries, "parse", counted)
+    monkeypatch.setattr(queries, "print_ast", counted_print)
     queries._documents.cache_clear()
+    queries._texts.clear()
     start = threading.Barrier(8)
 
     def ask() -> None:
         start.wait()
         queries.document("getDossiers")
+        queries.text("getDossiers")
 
     threads = [threading.Thread(target=ask) for _ in range(8)]
     for thread in threads:
@@ -60,6 +69,7 @@ def test_threads_asking_at_once_parse_each_file_once(monkeypatch: pytest.MonkeyP
         thread.join()
     queries.document("getChanges")
     assert len(calls) == len(queries.operation_files()) + 1  # each file, and the fragments, once
+    assert len(printed) == 1
     queries._documents.cache_clear()  # the next test parses with the real function
 
 
