@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labo", type=int, default=None, help="visible dossiers of the labo démarche (default: 20%%)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--token", default="demo", help="accepted bearer token (read + write, all démarches)")
-    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every GraphQL request")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds every GraphQL answer takes, at least")
     p.add_argument("--fail-rate", type=float, default=0.0, help="share of GraphQL requests that fail (0..1)")
     p.add_argument("--fail-kinds", default=",".join(FAULT_KINDS), help="comma-separated: 429,502,503,timeout")
     p.add_argument("--rate-limit", type=int, default=400, help="requests per window per token")

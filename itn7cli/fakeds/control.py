@@ -31,7 +31,7 @@ class Faults:
     """Failures injected into GraphQL requests, switchable while the server runs.
 
     `fail_rate` draws one of `kinds` at random (seeded); `fail_next(n, kind)` forces the next n
-    requests to fail; `latency` (seconds) is added to every GraphQL request; `corrupt(file_key)`
+    requests to fail; every GraphQL answer takes `latency` seconds at least; `corrupt(file_key)`
     makes a file download serve wrong bytes; `slow(number)` makes every read of a dossier's champs
     time out, as long as it is set; `retry_after` is when an injected 429's window ends (seconds).
     """
