@@ -70,7 +70,8 @@ class Settings:
     config_file: Path | None = None
     # Sync politeness: the API allows 400 requests/minute per token.
     requests_per_minute: int = 300
-    concurrency: int = 8
+    # A first pull starts one stream per dossier state of each démarche (5 × 2) in the same instant.
+    concurrency: int = 10
     timeout_seconds: float = 60.0
     # Call rules (RULES.md), all overridable in itn7.toml.
     sessions: tuple[datetime, ...] = field(

@@ -35,17 +35,24 @@ class Work:
 
 Job = Callable[["Pool"], None]
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter
+M_ARENA_MAX = -8  # glibc's mallopt parameters
+M_MMAP_THRESHOLD = -3
 
 
 @functools.cache
-def fewer_arenas() -> None:
-    """Caps glibc at two malloc arenas before the fetching threads start, once per process. Each thread
-    would otherwise get its own, and keep the freed space of the megabyte-sized answers it read: about
-    16 MB of a 3 000-dossier sync's peak (bench/bench_sync.py). The process's own symbols hold libc's:
-    nothing to look for on disk, and nothing done where the C library has no `mallopt` (musl)."""
+def tune_malloc() -> None:
+    """Tunes glibc's malloc for the sync, once per process, before the fetching threads start:
+    - at most two arenas: each thread would otherwise get its own, and keep the freed space of the
+      megabyte-sized answers it read (about 16 MB of a 3 000-dossier sync's peak);
+    - blocks of 256 kB and more always mapped on their own, so that freeing an answer gives its memory
+      back at once: by default glibc raises that threshold to the size of the last such block freed,
+      and later answers then land in the arenas, where they stay (10 MB of a 10 000-dossier sync's
+      peak, bench/bench_sync.py (c)).
+    The process's own symbols hold libc's: nothing to look for on disk, and nothing done where the C
+    library has no `mallopt` (musl)."""
     if sys.platform == "linux" and (mallopt := getattr(ctypes.CDLL(None), "mallopt", None)) is not None:
         mallopt(M_ARENA_MAX, 2)
+        mallopt(M_MMAP_THRESHOLD, 256 * 1024)
 
 
 class Pool:
@@ -54,10 +61,11 @@ class Pool:
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
-        fewer_arenas()
+        tune_malloc()
         # Pages wait here for the one writer. Pages come in bursts (every slot's request answered at
-        # once); a slot for each job lets a fetching thread send its next request while the writer still
-        # saves the burst, where a shallow queue would keep it waiting, page in hand, with the same memory.
+        # once); a place for each job lets a fetching thread send its next request while the writer still
+        # saves the burst, where a shallow queue kept it waiting, page in hand. On a fast server, where the
+        # writer is the slower side, the queue stays full: a few more pages held (see tune_malloc).
         self.results: queue.Queue[Work] = queue.Queue(maxsize=self.size + 2)
         self.stop = threading.Event()
         self._lock = threading.Lock()
