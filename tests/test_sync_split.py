@@ -110,30 +110,33 @@ def test_a_split_first_pull_stores_every_visible_dossier_once(
     assert set(numbers) == {n for key in dataset.numbers for n in dataset.visible_numbers(key)}
 
 
-def test_the_hand_over_is_asked_for_while_the_pulls_last_pages_wait_to_be_saved(
+def test_the_hand_over_leaves_before_its_pull_is_closed_and_is_saved_after_its_pages(
         server: FakeDS, dataset: Dataset, reference: dict[str, Any], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    events: list[tuple[str, int, str]] = []
-    saved, fetch = save.Saver.page, writer.fetch_stream
+    events: list[tuple[str, int]] = []
+    saved, fetch, close = save.Saver.page, writer.fetch_stream, syncstate.close_full
 
     def slow(self: save.Saver, stream: Stream, answer: Page) -> None:
         if stream.full:
-            time.sleep(0.05)  # the writer falls behind the fetching threads
+            time.sleep(0.05)  # the writer falls behind the fetching threads, as on a slow disk
         saved(self, stream, answer)
-        events.append(("saved", stream.demarche, stream.name))
 
     def fetching(client: Any, stream: Stream, pool: Any) -> None:
-        events.append(("asked", stream.demarche, stream.name))
+        if stream.name == "incremental":
+            events.append(("asked", stream.demarche))
         fetch(client, stream, pool)
+
+    def closed(db: Any, number: int) -> None:
+        events.append(("closed", number))
+        close(db, number)
 
     monkeypatch.setattr(save.Saver, "page", slow)
     monkeypatch.setattr(writer, "fetch_stream", fetching)
+    monkeypatch.setattr(syncstate, "close_full", closed)
     run_sync(server, tmp_path / "early.db", dataset.numbers)
-    general = dataset.numbers["general"]
-    asked = events.index(("asked", general, "incremental"))
-    last_full = max(i for i, (what, number, name) in enumerate(events)
-                    if what == "saved" and number == general and name.startswith("full:"))
-    assert asked < last_full  # the hand-over's request left while pages of the pull were still to save
+    for number in dataset.numbers.values():
+        # The pull is closed once its last page is saved: the hand-over left while pages were waiting.
+        assert events.index(("asked", number)) < events.index(("closed", number))
     assert content(tmp_path / "early.db") == reference  # and its answer was saved after them
 
 
