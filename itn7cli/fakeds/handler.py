@@ -208,7 +208,8 @@ def graphql(app: FakeDS, auth_header: str, raw: bytes) -> Reply:
 
 
 def _answer(app: FakeDS, auth_header: str, request: Request | None) -> Reply:
-    """Faults, DS's rate limit, the token, then the answer."""
+    """Faults, DS's rate limit, the token, then the answer. The limit counts a request on arrival, before
+    any work, as DS's rack-attack does (config/initializers/rack_attack.rb)."""
     fault = app.faults.draw()
     if fault:
         app.stats.count("faults", fault)
