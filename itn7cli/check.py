@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from . import labels
 from . import refdata as refdata_mod
 from .config import PARIS, Settings
@@ -42,7 +40,7 @@ from .rules import (
 from .rules.engine import UNREADABLE
 from .rules.mapping import FormRevision, revisions_from_rows
 from .rules.priority import priority
-from .store import Database, ensure_synced, open_db
+from .store import Database, ensure_synced, open_db, parse_raw
 from .store import checks as checks_store
 from .store import forms as forms_store
 
@@ -127,18 +125,7 @@ def _batches(numbers: list[int]) -> Iterator[list[int]]:
         yield numbers[start:start + BATCH]
 
 
-_decode = msgspec.json.Decoder().decode
 _encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False) makes one per call
-
-
-def parse_raw(text: bytes | str) -> dict[str, Any]:
-    """A stored dossier's JSON (UTF-8 bytes or text). msgspec reads it about twice as fast as json; what it
-    refuses and json.dumps may write (NaN, infinities) json reads, so the result is the same."""
-    try:
-        parsed: dict[str, Any] = _decode(text)
-    except msgspec.DecodeError:
-        parsed = json.loads(text)
-    return parsed
 
 
 def unreadable_finding(since: str | None) -> Finding:

@@ -263,7 +263,7 @@ def test_the_demo_dataset_gets_exactly_the_verdicts_recorded_before_the_check_wa
                          ids=["ordinaire", "infini"])
 def test_a_stored_dossier_s_json_is_read_as_json_reads_it_even_where_msgspec_refuses_it(node: dict[str, Any]) -> None:
     text = json.dumps(node, ensure_ascii=False, separators=(",", ":"))  # as the store writes it
-    assert check.parse_raw(text) == check.parse_raw(text.encode()) == json.loads(text) == node
+    assert store.parse_raw(text) == store.parse_raw(text.encode()) == json.loads(text) == node
 
 
 def test_the_dossiers_to_check_come_with_their_stored_json_as_utf8_bytes(db: sqlite_utils.Database) -> None:

@@ -12,10 +12,12 @@ import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePath, PurePosixPath
+from zipfile import ZIP_DEFLATED, ZipFile
 
 from openpyxl import Workbook
+from openpyxl.writer.excel import ExcelWriter
 
 from .. import check as check_mod
 from .. import refdata as refdata_mod
@@ -157,13 +159,24 @@ def export_session(db: Database, settings: Settings, session: int, output: Path,
     return result
 
 
+COMPRESSION = 3  # zlib's level: twice as fast as openpyxl's default (6), a file about 1/6 larger
+
+
+def _write(wb: Workbook, path: str) -> None:
+    """`Workbook.save` (openpyxl's `save_workbook`, through its public ExcelWriter), with a faster
+    compression: deflating the sheets at the default level took a fifth of an export."""
+    wb.properties.modified = datetime.now(UTC).replace(tzinfo=None)
+    with ZipFile(path, "w", ZIP_DEFLATED, allowZip64=True, compresslevel=COMPRESSION) as archive:
+        ExcelWriter(wb, archive).save()
+
+
 def _save(wb: Workbook, output: Path) -> None:
     """Saves next to the target then renames, so a failed export never leaves a truncated workbook."""
     output.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".itn7-", suffix=".xlsx", dir=output.parent)
     os.close(handle)
     try:
-        wb.save(temporary)
+        _write(wb, temporary)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; colleagues must be able to open it

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,7 +23,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.properties import PageSetupProperties
 
 from . import rows
-from .rows import PreparedCell, prepare, stream_rows
+from .rows import PreparedCell, RowStream, prepare
 
 EXCEL_CELL_LIMIT = 32_767
 PAPERSIZE_A4 = "9"  # OOXML paper codes
@@ -82,6 +83,7 @@ def clean_text(value: Any) -> str:
 # Setting a style attribute on a cell hashes the whole style object (≈ 15 µs): on 300 000 cells that
 # is much of an export. Each combination is therefore made once per workbook, on a prototype cell.
 _STYLE_CACHE: WeakKeyDictionary[Any, dict[tuple[Any, ...], str]] = WeakKeyDictionary()
+_LAST_WORKBOOK: list[Any] = [lambda: None, {}]  # the workbook being written (a weak reference), its styles
 
 
 def style(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Font | None = None,
@@ -90,9 +92,10 @@ def style(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Font | No
     """The style attribute (` s="4"`) of a cell of `ws`'s workbook with this style.
 
     Style objects are keyed by identity (hashing them is the cost avoided): pass module constants."""
-    cache = _STYLE_CACHE.get(ws.parent)
-    if cache is None:
-        cache = _STYLE_CACHE[ws.parent] = {}
+    last, cache = _LAST_WORKBOOK
+    if last() is not ws.parent:  # a WeakKeyDictionary lookup costs as much as the rest of a cell
+        cache = _STYLE_CACHE.setdefault(ws.parent, {})
+        _LAST_WORKBOOK[:] = weakref.ref(ws.parent), cache
     key = (id(alignment), id(font), id(fill), number_format, quote_prefix, id(protection))
     found = cache.get(key)
     if found is None:
@@ -227,14 +230,18 @@ def _lines(text: str, width: float) -> int:
 def row_height(texts: Sequence[tuple[str, float]]) -> float | None:
     """The height a row of wrapped texts needs, None for one line. Neither Excel nor LibreOffice
     re-measures rows when opening a file, so a row left without height shows one line of each text."""
-    lines = max((lines_needed(text, width) for text, width in texts if text), default=1)
+    return height(max((lines_needed(text, width) for text, width in texts if text), default=1))
+
+
+def height(lines: int) -> float | None:
+    """The height of a row of `lines` lines, None for one line (the default height)."""
     return min(lines * LINE_HEIGHT, MAX_ROW_HEIGHT) if lines > 1 else None
 
 
 def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: str, footer: str,
-                 paper: str = PAPERSIZE_A4) -> None:
-    """Widths, frozen panes, print set-up, then the header row: in write-only mode the set-up
-    must precede the first row."""
+                 paper: str = PAPERSIZE_A4) -> RowStream:
+    """Widths, frozen panes, print set-up, then the header row; returns the stream of the sheet's rows
+    (in write-only mode the set-up must precede the first row)."""
     for index, column in enumerate(columns, start=1):
         ws.column_dimensions[get_column_letter(index)].width = column.width
         if column.hidden:
@@ -252,8 +259,9 @@ def set_up_table(ws: WriteOnlyWorksheet, columns: Sequence[Column], *, freeze: s
     ws.oddFooter.left.size = 8
     ws.oddFooter.right.text = "Page &P / &N"
     ws.oddFooter.right.size = 8
-    stream_rows(ws)
-    ws.append(prepare(header_cells(ws, columns), row_height([(c.header, c.width) for c in columns])))
+    stream = RowStream(ws)
+    stream.write(prepare(header_cells(ws, columns), row_height([(c.header, c.width) for c in columns])))
+    return stream
 
 
 def header_cells(ws: WriteOnlyWorksheet, columns: Sequence[Column]) -> list[PreparedCell]:

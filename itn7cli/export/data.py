@@ -123,11 +123,11 @@ class GrantLimits:
     epci: bool
 
 
-def grant_limits(raw: str | None, key: str, mapping: FormMap | RoleMap) -> GrantLimits:
+def grant_limits(raw: bytes | str | None, key: str, mapping: FormMap | RoleMap) -> GrantLimits:
     """The grant's bounds read from a dossier's raw JSON through the role mapping; unknown when unreadable."""
     if raw is None:
         return GrantLimits(None, False, False)
-    d = Dossier(json.loads(raw), key, mapping)
+    d = Dossier(store.parse_raw(raw), key, mapping)
     single = bool(_safe(is_commune, d)) and _safe(d.yes_no, "multi_porteur") is not True
     return GrantLimits(_amount(d, "subvention"), single, bool(_safe(is_epci, d)))
 
@@ -155,7 +155,7 @@ def _seat(record: dict[str, Any]) -> str:
 def build_row(record: dict[str, Any], mapping: FormMap | RoleMap, settings: Settings,
               findings: list[tuple[str, str, str]]) -> Row:
     """One dossier's row from its stored columns, raw JSON (read by role) and check results."""
-    d = Dossier(json.loads(record["raw"] or "{}"), record["key"], mapping)  # no raw: an unreadable stub
+    d = Dossier(store.parse_raw(record["raw"]), record["key"], mapping)  # no raw: an unreadable stub
     priority = json.loads(record["priority"] or "{}")
     subvention = _amount(d, "subvention")
     seat = _seat(record)
@@ -220,7 +220,7 @@ def session_totals(db: Database, settings: Settings, before: int,
     mappings = reading_forms(db, settings)
     for batch in committee.session_records(db, before=before, demarche=demarche):
         for record in batch:
-            d = Dossier(json.loads(record["raw"] or "{}"), record["key"],
+            d = Dossier(store.parse_raw(record["raw"]), record["key"],
                         mappings.get(record["key"]) or mappings["general"])
             total = totals[record["session"]]
             total.dossiers += 1

@@ -4,31 +4,33 @@ openpyxl writes each cell through an openpyxl cell object, nested contexts of lx
 writer and a few Python calls per attribute: most of an export of 300 000 cells. Here a cell is
 prepared as its XML text once (a cell shared by many rows once for all of them), a row as XML cut
 where its row number goes (a dossier's row once for « Dossiers » and its département's sheet), and
-each sheet parses its rows with lxml (in C) into its stream. The XML is openpyxl's (`test_export`
-compares them); the rest of the sheet (set-up, hyperlinks, protection, validations, autofilter) and
-the styles are openpyxl's.
+a sheet's rows are written as text to a file of their own (`RowStream`). When the sheet is closed,
+openpyxl writes everything else (set-up, hyperlinks, protection, validations, autofilter) around an
+empty `<sheetData>`, and the rows are put inside it. The XML is openpyxl's (`test_export` compares
+them); so are the styles.
 
-This leans on private members of openpyxl 3.1's write-only worksheet: it starts the sheet's writer
-(`_get_writer`), replaces `_values_to_row` and the writer's `write_row`, and fills `_hyperlinks` as
-openpyxl's cell writer does. pyproject.toml bounds openpyxl below 3.2; a test fails if the hook stops
-being called, another if the XML written differs from openpyxl's for the same cells.
+This leans on private members of openpyxl 3.1's write-only worksheet: the file its writer wrote
+(`_writer.out`) and the hyperlink list it writes at close (`_hyperlinks`). pyproject.toml bounds
+openpyxl below 3.2; a test fails if the XML written differs from openpyxl's for the same cells, and
+`RowStream.close` refuses a sheet whose XML has no empty `<sheetData>` to fill.
 """
 
 from __future__ import annotations
 
+import io
+import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from datetime import date, datetime
-from types import MethodType
 from typing import Any, NamedTuple
 
-from lxml import etree
 from openpyxl.compat import safe_string
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.hyperlink import Hyperlink
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 _LETTERS = [get_column_letter(index) for index in range(1, 703)]  # A … ZZ
 
 
@@ -91,23 +93,48 @@ def prepare(cells: Sequence[PreparedCell | None], height: float | None) -> Prepa
     return PreparedRow(chunks, links)
 
 
-def _as_given(values: Sequence[Any], row_idx: int) -> Sequence[Any]:
-    return values
+_EMPTY_SHEET_DATA = re.compile(rb"<sheetData\s*/>|<sheetData>\s*</sheetData>")
 
 
-def stream_rows(ws: WriteOnlyWorksheet) -> None:
-    """Makes `ws` write the rows appended from now on (each a PreparedRow) with `write_row`; call it
-    after the sheet's set-up (in write-only mode, the set-up is written with the first row)."""
-    ws._get_writer()
-    ws._values_to_row = _as_given
-    ws._writer.write_row = MethodType(write_row, ws._writer)
+class RowStream:
+    """The rows of one write-only sheet, written as XML text to a temporary file of their own.
 
+    Create it once the sheet is set up (openpyxl writes the set-up then), `write` prepared rows, then
+    `close`: that closes the sheet (openpyxl writes it with no rows) and puts the rows in its
+    `<sheetData>`. Nothing else may append to the sheet."""
 
-def write_row(writer: Any, xf: Any, row: PreparedRow, row_idx: int) -> None:
-    """openpyxl's `WorksheetWriter.write_row`, for a prepared row."""
-    if not isinstance(row, PreparedRow):
-        raise TypeError("a streamed sheet takes prepared rows (rows.prepare)")
-    index = str(row_idx)
-    for letter, target, tooltip in row.links:
-        writer.ws._hyperlinks.append(Hyperlink(ref=letter + index, target=target, tooltip=tooltip))
-    xf.write(etree.fromstring(index.join(row.chunks).encode(), _PARSER))
+    def __init__(self, ws: WriteOnlyWorksheet) -> None:
+        self.ws = ws
+        self.rows = 0
+        ws._get_writer()  # writes the set-up, and starts the hyperlink list the rows fill
+        # Deleted when closed, even on a crash; newline="": "\n" stays "\n" on Windows too.
+        self._raw = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close)
+        self._file = io.TextIOWrapper(self._raw, encoding="utf-8", newline="")
+
+    def write(self, row: PreparedRow) -> None:
+        self.rows += 1
+        index = str(self.rows)
+        for letter, target, tooltip in row.links:
+            self.ws._hyperlinks.append(Hyperlink(ref=letter + index, target=target, tooltip=tooltip))
+        self._file.write(index.join(row.chunks))
+
+    def close(self) -> None:
+        """Closes the sheet and writes its rows into the XML openpyxl wrote for it."""
+        links = self.ws._hyperlinks
+        self.ws.close()
+        if links is not self.ws._hyperlinks:  # a new writer would have started a new list
+            raise RuntimeError("openpyxl started another writer for the sheet: its rows' hyperlinks are lost")
+        path = self.ws._writer.out
+        with open(path, "rb") as sheet:
+            written = sheet.read()  # no rows: the set-up, the hyperlinks, the protection…
+        found = list(_EMPTY_SHEET_DATA.finditer(written))
+        if len(found) != 1:
+            raise RuntimeError("openpyxl's sheet has no empty <sheetData> to put the rows in (openpyxl upgrade?)")
+        start, end = found[0].span()
+        self._file.flush()
+        self._raw.seek(0)
+        with open(path, "wb") as sheet:
+            sheet.write(written[:start] + b"<sheetData>")
+            shutil.copyfileobj(self._raw, sheet, 1 << 20)
+            sheet.write(b"</sheetData>" + written[end:])
+        self._file.close()

@@ -39,10 +39,11 @@ from .cells import (
     Column,
     date_cell,
     finish_table,
+    height,
     input_cell,
+    lines_needed,
     link_cell,
     number_cell,
-    row_height,
     set_up_table,
     status_cell,
     styled,
@@ -98,17 +99,26 @@ class Table:
                  paper: str = PAPERSIZE_A4) -> None:
         self.ws = ws
         self.columns = columns
-        self.rows = 0
+        self.rows = 0  # below the header
         # Cells of the columns whose values repeat (démarche, état, statut…) are made once and written
         # many times: a cell holds no row of its own until written.
         self._repeated: dict[tuple[Any, ...], PreparedCell] = {}
-        set_up_table(ws, columns, freeze="C2", footer=footer, paper=paper)
+        self._stream = set_up_table(ws, columns, freeze="C2", footer=footer, paper=paper)
 
     def cells(self, values: Sequence[Any]) -> tuple[list[PreparedCell | None], float | None]:
         """Cells for a row whose str values are dossier texts (cells given as such are kept), and its height."""
+        if len(values) != len(self.columns):
+            raise ValueError(f"{len(values)} values for the {len(self.columns)} columns of « {self.ws.title} »")
+        cells, lines = self.some_cells(values)
+        return cells, height(lines)
+
+    def some_cells(self, values: Sequence[Any], start: int = 0) -> tuple[list[PreparedCell | None], int]:
+        """`cells` of the columns from `start` on, one per value, and the lines their wrapped texts need:
+        cells several rows share (a dossier's, on each of its lines) are made once."""
         cells: list[PreparedCell | None] = []
-        wrapped = []
-        for index, (column, value) in enumerate(zip(self.columns, values, strict=True)):
+        lines = 1
+        columns = self.columns[start:start + len(values)]
+        for index, (column, value) in enumerate(zip(columns, values, strict=True), start=start):
             if not isinstance(value, str):
                 cells.append(value)
                 text = value.value if value is not None else None  # a pre-filled cell may wrap too
@@ -123,8 +133,16 @@ class Table:
                 cells.append(text_cell(self.ws, value, wrap=column.wrap))
                 text = value
             if column.wrap and text and isinstance(text, str):
-                wrapped.append((text, column.width))
-        return cells, row_height(wrapped)
+                lines = max(lines, lines_needed(text, column.width))
+        return cells, lines
+
+    def lines(self, lead: tuple[list[PreparedCell | None], int], values: Sequence[Any]) -> None:
+        """Appends a row made of a dossier's `lead` cells (`some_cells` of the first columns) and `values`."""
+        if len(lead[0]) + len(values) != len(self.columns):
+            raise ValueError(f"{len(lead[0])} + {len(values)} values for the {len(self.columns)} columns of "
+                             f"« {self.ws.title} »")
+        cells, lines = self.some_cells(values, len(lead[0]))
+        self.write(prepare(lead[0] + cells, height(max(lead[1], lines))))
 
     def status(self, status: str | None, label: str) -> PreparedCell:
         """A coloured status cell, shared by every row with that status."""
@@ -143,11 +161,13 @@ class Table:
         self.write(prepare(*self.cells(values)))
 
     def write(self, row: PreparedRow) -> None:
-        self.ws.append(row)
+        self._stream.write(row)
         self.rows += 1
 
     def finish(self) -> None:
+        """The autofilter, then the sheet closed with its rows: nothing can be added after."""
         finish_table(self.ws, self.columns, self.rows)
+        self._stream.close()
 
 
 class DossierTable(Table):
@@ -207,11 +227,11 @@ class DossierTable(Table):
         return [*empty, text_cell(ws, decision_key(row.session, row.number, row.modified))]
 
     def finish(self) -> None:
-        super().finish()
         first = len(self.columns) - len(DECISION_COLUMNS) + 1
         last_row = max(self.rows + 1, 2)
         self._choices.sqref = f"{get_column_letter(first)}2:{get_column_letter(first)}{last_row}"
         self._amounts.sqref = f"{get_column_letter(first + 1)}2:{get_column_letter(first + 1)}{last_row}"
+        super().finish()  # closes the sheet: after everything written at its end
 
     def _links(self, row: Row, pieces: PurePosixPath | None) -> list[PreparedCell | None]:
         """The dossier's link to DS, and the link to its attachments when the sheet has that column."""
@@ -239,11 +259,14 @@ class ExpenseTable(Table):
 
     def add(self, row: Row) -> None:
         ws = self.ws
+        if not row.expenses:
+            return
+        lead = self.some_cells([labels.demarche(row.demarche_key, short=True), number_cell(ws, row.number, "0"),
+                                row.porteur, row.groupe_departement])
         for position, expense in enumerate(row.expenses, start=1):
-            self.append([
-                labels.demarche(row.demarche_key, short=True), number_cell(ws, row.number, "0"),
-                row.porteur, row.groupe_departement, number_cell(ws, position, "0"), expense.nature,
-                expense.description, number_cell(ws, expense.amount, AMOUNT_FORMAT),
+            self.lines(lead, [
+                number_cell(ws, position, "0"), expense.nature, expense.description,
+                number_cell(ws, expense.amount, AMOUNT_FORMAT),
                 self.status(None if expense.eligible else "ineligible", "oui" if expense.eligible else "non"),
             ])
 
@@ -262,13 +285,12 @@ class FindingTable(Table):
         super().__init__(ws, FINDING_COLUMNS, footer)
 
     def add(self, row: Row) -> None:
-        ws = self.ws
+        if not row.findings:
+            return
+        lead = self.some_cells([labels.demarche(row.demarche_key, short=True), number_cell(self.ws, row.number, "0"),
+                                row.porteur, row.groupe_departement])
         for rule, status, message in row.findings:
-            self.append([
-                labels.demarche(row.demarche_key, short=True), number_cell(ws, row.number, "0"),
-                row.porteur, row.groupe_departement, RULE_LABELS.get(rule, rule),
-                self.status(status, FINDING_LABELS[status]), message,
-            ])
+            self.lines(lead, [RULE_LABELS.get(rule, rule), self.status(status, FINDING_LABELS[status]), message])
 
 
 # ---------------------------------------------------------------- Synthèse

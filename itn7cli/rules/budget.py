@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from .engine import A_VERIFIER, ELIGIBLE, INELIGIBLE, Context, Finding, euros, rule
@@ -27,6 +28,7 @@ def _line_amount(row: ChampSource) -> float | None:
     return row.amount("depense_montant", required=True)[1]
 
 
+@functools.lru_cache(maxsize=1024)  # a drop-down's few values, on every line of every dossier
 def is_excluded(nature: str) -> bool:
     return normalize(nature).startswith(EXCLUDED_NATURES)
 

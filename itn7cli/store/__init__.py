@@ -15,6 +15,7 @@ from .dossiers import (
     last_sync,
     mark_deleted,
     mark_vanished,
+    parse_raw,
     save_demarche,
     save_dossiers,
     strip_volatile,
@@ -23,6 +24,7 @@ from .schema import BOOKKEEPING, LIVE, migrations, now, open_db
 
 __all__ = [
     "BOOKKEEPING", "LIVE", "Database", "PageCounts", "applicant_name", "ensure_synced", "iter_dossiers", "last_sync",
-    "mark_deleted", "mark_vanished", "migrations", "now", "open_db", "save_demarche", "save_dossiers",
+    "mark_deleted", "mark_vanished", "migrations", "now", "open_db", "parse_raw", "save_demarche",
+    "save_dossiers",
     "strip_volatile",
 ]

@@ -19,7 +19,8 @@ SHOWN = (f"(({LIVE}) OR (d.deletion_state IS NULL AND d.number IN (SELECT number
 # would copy every raw JSON of the session into a temporary B-tree (the checks' session index gives
 # them by status).
 SELECT = f"""SELECT d.number, m.key, d.demarche_number, c.session, d.state, d.archived, d.date_depot, d.siret,
-       d.raison_sociale, d.prenom, d.nom, d.city_code, d.department_code, d.groupe_instructeur_label, d.raw,
+       d.raison_sociale, d.prenom, d.nom, d.city_code, d.department_code, d.groupe_instructeur_label,
+       CAST(d.raw AS BLOB) AS raw,
        d.date_derniere_modification, c.status, c.priority, c.score, u.message AS unreadable,
        k.decision, k.amount AS decision_amount, k.motivation AS decision_motivation
 FROM dossiers d CROSS JOIN checks c ON c.number = d.number JOIN demarches m ON m.number = d.demarche_number
@@ -31,7 +32,7 @@ def session_records(db: sqlite_utils.Database, *, session: int | None = None, be
                     demarche: str | None = None) -> Iterator[list[dict[str, Any]]]:
     """Batches of dossier records (stored columns, raw JSON, check results, recorded decision) of one
     session (0: of every session), or of every session before `before`, by number; `raw` is None for an
-    unreadable stub."""
+    unreadable stub, else its JSON as UTF-8 bytes (`parse_raw` reads them without decoding them first)."""
     sql, params = SELECT, list[Any]()
     if session == 0:
         sql += " AND c.session IS NOT NULL"

@@ -115,6 +115,22 @@ def raw_json(node: Mapping[str, Any]) -> str:
     return _encode(strip_volatile(node)).decode()
 
 
+_decode = msgspec.json.Decoder().decode
+
+
+def parse_raw(text: bytes | str | None) -> dict[str, Any]:
+    """A stored dossier's JSON (UTF-8 bytes or text; None: an unreadable dossier's stub, {}). msgspec reads
+    it about twice as fast as json; what it refuses and json.dumps may have written (NaN, infinities, in
+    rows stored before msgspec wrote them) json reads, so the result is the same."""
+    if text is None:
+        return {}
+    try:
+        parsed: dict[str, Any] = _decode(text)
+    except msgspec.DecodeError:
+        parsed = json.loads(text)
+    return parsed
+
+
 def _dossier_row(demarche_number: int, node: Mapping[str, Any], raw: str | None) -> dict[str, Any]:
     demandeur = node.get("demandeur") or {}
     entreprise = demandeur.get("entreprise") or {}
