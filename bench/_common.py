@@ -11,6 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+# The tree this bench belongs to, ahead of any installed itn7cli and of the current directory: a bench,
+# and every process it starts, measures its own tree's code whatever directory it is run from.
+ROOT = Path(__file__).resolve().parents[1]
+if sys.path[:1] != [str(ROOT)]:
+    sys.path.insert(0, str(ROOT))
+
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MB: Linux's VmHWM. Not ru_maxrss, which a child process

@@ -1,14 +1,15 @@
 """Bench: `itn7 export` on a 10 000-dossier base: the workbook of its largest session (≈ 4 000 dossiers)
 and the workbook of every session (`--session 0`). Targets (issue 13): ≤ 3 s and ≤ 8 s, ≤ 100 MB.
 
-    python bench/bench_export.py [--dossiers 10000] [--keep base.db]
+    python bench/bench_export.py [--dossiers 10000] [--keep base.db] [--runs 3]
 
 The dossiers come from the fake DS dataset (itn7cli.fakeds), synced through the real client and
 checked; sessions are the check's. Each workbook is written in a fresh process: its peak memory is
 that process's peak RSS (VmHWM), the interpreter and imports included. Not ru_maxrss: on Linux a child
 inherits its parent's, so it reported this script's own peak (≈ 94 MB) whatever the export used. Wall
 time and CPU time are both printed: on a shared machine the wall time measures the neighbours as much
-as the export.
+as the export, and so does a single run; `--runs N` writes each workbook in N fresh processes and keeps
+the fastest (peak memory: the largest).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dossiers", type=int, default=10_000)
     parser.add_argument("--keep", type=Path, help="keep (or reuse) this database file")
+    parser.add_argument("--runs", type=int, default=1, help="fresh processes per workbook; the fastest is kept")
     parser.add_argument("--phase", choices=["build", "run"], help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--session", type=int, help=argparse.SUPPRESS)
@@ -84,18 +86,22 @@ def main() -> None:
     ensure_built(__file__, path, args.dossiers)
     session, _ = largest_session(path)
     for kind, number in (("session", session), ("all", 0)):
-        result = subprocess.run([sys.executable, __file__, "--phase", "run", "--db", str(path), "--session",
-                                 str(number), "--output", str(folder / f"bench-{kind}.xlsx")],
-                                check=True, capture_output=True, text=True)
-        figures = json.loads(result.stdout)
-        print(result.stdout.strip())
-        ok = figures["seconds"] <= TARGETS[kind] and figures["peak_mb"] <= PEAK_MB
+        runs = []
+        for _ in range(max(args.runs, 1)):
+            result = subprocess.run([sys.executable, __file__, "--phase", "run", "--db", str(path), "--session",
+                                     str(number), "--output", str(folder / f"bench-{kind}.xlsx")],
+                                    check=True, capture_output=True, text=True)
+            runs.append(json.loads(result.stdout))
+            print(result.stdout.strip())
+        figures = min(runs, key=lambda r: r["seconds"])
+        peak_mb = max(r["peak_mb"] for r in runs)
+        ok = figures["seconds"] <= TARGETS[kind] and peak_mb <= PEAK_MB
         which = f"la session {number}" if number else "toutes les sessions"
+        best = f", meilleur de {len(runs)} processus" if len(runs) > 1 else ""
         print(f"classeur de {which} : {figures['dossiers']} dossiers dans le classeur, écrit en {figures['seconds']} s "
-              f"({figures['cpu_seconds']} s CPU), pic mémoire {figures['peak_mb']} Mo (RSS du processus), "
+              f"({figures['cpu_seconds']} s CPU{best}), pic mémoire {peak_mb} Mo (RSS du processus), "
               f"{figures['bytes'] / 2**20:.1f} Mo (cibles ≤ {TARGETS[kind]:g} s, ≤ {PEAK_MB} Mo) : "
               f"{'OK' if ok else 'HORS CIBLE'}")
-
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Server, fake_server
+from _common import ROOT, Server, fake_server
 
 from itn7cli import config, queries
 from itn7cli.errors import ApiError
@@ -58,7 +58,7 @@ def timed_sync(server: Server) -> dict[str, float]:
         result = subprocess.run([sys.executable, "-c", SYNC_CHILD, server.url, server.token,
                                  json.dumps(server.numbers), os.path.join(folder, "bench.db"),
                                  str(Path(__file__).resolve().parent)],
-                                capture_output=True, text=True, check=True)
+                                capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(result.stdout)
 
 
