@@ -5,14 +5,15 @@ writer and a few Python calls per attribute: most of an export of 300 000 cells.
 prepared as its XML text once (a cell shared by many rows once for all of them), a row as XML cut
 where its row number goes (a dossier's row once for « Dossiers » and its département's sheet), and
 a sheet's rows are written as text to a file of their own (`RowStream`). When the sheet is closed,
-openpyxl writes everything else (set-up, hyperlinks, protection, validations, autofilter) around an
-empty `<sheetData>`, and the rows are put inside it. The XML is openpyxl's (`test_export` compares
-them); so are the styles.
+openpyxl writes everything else (set-up, protection, validations, autofilter, print set-up) around an
+empty `<sheetData>`; the rows are put inside it, and the rows' hyperlinks where openpyxl puts them,
+with their relationships. The XML is openpyxl's (`test_export` compares them); so are the styles.
 
 This leans on private members of openpyxl 3.1's write-only worksheet: the file its writer wrote
-(`_writer.out`) and the hyperlink list it writes at close (`_hyperlinks`). pyproject.toml bounds
-openpyxl below 3.2; a test fails if the XML written differs from openpyxl's for the same cells, and
-`RowStream.close` refuses a sheet whose XML has no empty `<sheetData>` to fill.
+(`_writer.out`) and the relationships its workbook writer saves beside it (`_writer._rels`).
+pyproject.toml bounds openpyxl below 3.2; a test fails if the XML written differs from openpyxl's for
+the same cells, and `RowStream.close` refuses a sheet whose XML has no empty `<sheetData>` to fill, or
+that has relationships of its own.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from openpyxl.compat import safe_string
+from openpyxl.packaging.relationship import RelationshipList
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
-from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.xml.functions import fromstring
 
 _LETTERS = [get_column_letter(index) for index in range(1, 703)]  # A … ZZ
 
@@ -94,6 +96,33 @@ def prepare(cells: Sequence[PreparedCell | None], height: float | None) -> Prepa
 
 
 _EMPTY_SHEET_DATA = re.compile(rb"<sheetData\s*/>|<sheetData>\s*</sheetData>")
+# What follows <hyperlinks> in a sheet (ECMA-376 CT_Worksheet): the links go before the first one found.
+_AFTER_HYPERLINKS = re.compile(rb"<(?:printOptions|pageMargins|pageSetup|headerFooter|rowBreaks|colBreaks|"
+                               rb"customProperties|cellWatches|ignoredErrors|smartTags|drawing|legacyDrawing|"
+                               rb"legacyDrawingHF|picture|oleObjects|controls|webPublishItems|tableParts|extLst)\b"
+                               rb"|</worksheet>")
+RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+PACKAGE_RELATIONSHIPS = "http://schemas.openxmlformats.org/package/2006/relationships"
+
+
+def _attribute(text: str) -> str:
+    return (_escape(text).replace('"', "&quot;").replace("\n", "&#10;").replace("\r", "&#13;")
+            .replace("\t", "&#9;"))
+
+
+class _Relationships(RelationshipList):
+    """A sheet's relationships given as their XML: openpyxl's workbook writer saves `to_tree()` beside
+    the sheet, here without one object per hyperlink."""
+
+    def __init__(self, xml: bytes) -> None:
+        super().__init__()
+        self._xml = xml
+
+    def __bool__(self) -> bool:
+        return True
+
+    def to_tree(self) -> Any:
+        return fromstring(self._xml)
 
 
 class RowStream:
@@ -101,12 +130,13 @@ class RowStream:
 
     Create it once the sheet is set up (openpyxl writes the set-up then), `write` prepared rows, then
     `close`: that closes the sheet (openpyxl writes it with no rows) and puts the rows in its
-    `<sheetData>`. Nothing else may append to the sheet."""
+    `<sheetData>`, and their hyperlinks after it. Nothing else may append to the sheet."""
 
     def __init__(self, ws: WriteOnlyWorksheet) -> None:
         self.ws = ws
         self.rows = 0
-        ws._get_writer()  # writes the set-up, and starts the hyperlink list the rows fill
+        self._links: list[tuple[str, str, str | None]] = []  # (cell, target, tooltip)
+        ws._get_writer()  # writes the set-up
         # Deleted when closed, even on a crash; newline="": "\n" stays "\n" on Windows too.
         self._raw = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close)
         self._file = io.TextIOWrapper(self._raw, encoding="utf-8", newline="")
@@ -115,26 +145,46 @@ class RowStream:
         self.rows += 1
         index = str(self.rows)
         for letter, target, tooltip in row.links:
-            self.ws._hyperlinks.append(Hyperlink(ref=letter + index, target=target, tooltip=tooltip))
+            self._links.append((letter + index, target, tooltip))
         self._file.write(index.join(row.chunks))
 
     def close(self) -> None:
-        """Closes the sheet and writes its rows into the XML openpyxl wrote for it."""
-        links = self.ws._hyperlinks
+        """Closes the sheet and writes its rows and their hyperlinks into the XML openpyxl wrote for it."""
         self.ws.close()
-        if links is not self.ws._hyperlinks:  # a new writer would have started a new list
-            raise RuntimeError("openpyxl started another writer for the sheet: its rows' hyperlinks are lost")
-        path = self.ws._writer.out
-        with open(path, "rb") as sheet:
-            written = sheet.read()  # no rows: the set-up, the hyperlinks, the protection…
+        writer = self.ws._writer
+        if writer._rels:
+            raise RuntimeError("openpyxl gave a streamed sheet relationships of its own: its links would clash")
+        with open(writer.out, "rb") as sheet:
+            written = sheet.read()  # no rows: the set-up, the protection, the print set-up…
         found = list(_EMPTY_SHEET_DATA.finditer(written))
         if len(found) != 1:
             raise RuntimeError("openpyxl's sheet has no empty <sheetData> to put the rows in (openpyxl upgrade?)")
         start, end = found[0].span()
+        links = _AFTER_HYPERLINKS.search(written, end)
+        if links is None:
+            raise RuntimeError("openpyxl's sheet does not end as a sheet does (openpyxl upgrade?)")
         self._file.flush()
         self._raw.seek(0)
-        with open(path, "wb") as sheet:
+        with open(writer.out, "wb") as sheet:
             sheet.write(written[:start] + b"<sheetData>")
             shutil.copyfileobj(self._raw, sheet, 1 << 20)
-            sheet.write(b"</sheetData>" + written[end:])
+            sheet.write(b"</sheetData>" + written[end:links.start()])
+            if self._links:
+                sheet.write(self._hyperlinks())
+            sheet.write(written[links.start():])
         self._file.close()
+        if self._links:
+            writer._rels = _Relationships(self._relationships())
+        self._links = []
+
+    def _hyperlinks(self) -> bytes:
+        """The <hyperlinks> element, as openpyxl writes it: link n refers to relationship rIdn."""
+        return ("<hyperlinks>" + "".join(
+            f'<hyperlink xmlns:r="{RELATIONSHIPS}" ref="{cell}"'
+            + (f' tooltip="{_attribute(tooltip)}"' if tooltip is not None else "") + f' r:id="rId{n}"/>'
+            for n, (cell, _, tooltip) in enumerate(self._links, start=1)) + "</hyperlinks>").encode()
+
+    def _relationships(self) -> bytes:
+        return (f'<Relationships xmlns="{PACKAGE_RELATIONSHIPS}">' + "".join(
+            f'<Relationship Type="{RELATIONSHIPS}/hyperlink" Target="{_attribute(target)}" TargetMode="External" '
+            f'Id="rId{n}"/>' for n, (_, target, _) in enumerate(self._links, start=1)) + "</Relationships>").encode()
