@@ -74,7 +74,10 @@ STATUS_FONTS = {
 
 def clean_text(value: Any) -> str:
     """A text Excel accepts: control characters removed, cut at the cell limit with a visible mark."""
-    text = CONTROL_CHARACTERS.sub("", str(value).replace("\r\n", "\n").replace("\r", "\n"))
+    text = str(value)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = CONTROL_CHARACTERS.sub("", text)
     if len(text) > EXCEL_CELL_LIMIT:
         text = text[:EXCEL_CELL_LIMIT - len(TRUNCATED)] + TRUNCATED
     return text
@@ -86,16 +89,23 @@ _STYLE_CACHE: WeakKeyDictionary[Any, dict[tuple[Any, ...], str]] = WeakKeyDictio
 _LAST_WORKBOOK: list[Any] = [lambda: None, {}]  # the workbook being written (a weak reference), its styles
 
 
+def _styles(ws: WriteOnlyWorksheet) -> dict[tuple[Any, ...], str]:
+    """The style attributes made so far for `ws`'s workbook, by key."""
+    last, cache = _LAST_WORKBOOK
+    if last() is not ws.parent:  # a WeakKeyDictionary lookup costs as much as the rest of a cell
+        cache = _STYLE_CACHE.setdefault(ws.parent, {})
+        _LAST_WORKBOOK[:] = weakref.ref(ws.parent), cache
+    result: dict[tuple[Any, ...], str] = cache
+    return result
+
+
 def style(ws: WriteOnlyWorksheet, *, alignment: Alignment = TOP, font: Font | None = None,
           fill: PatternFill | None = None, number_format: str | None = None,
           quote_prefix: bool = False, protection: Protection | None = None) -> str:
     """The style attribute (` s="4"`) of a cell of `ws`'s workbook with this style.
 
     Style objects are keyed by identity (hashing them is the cost avoided): pass module constants."""
-    last, cache = _LAST_WORKBOOK
-    if last() is not ws.parent:  # a WeakKeyDictionary lookup costs as much as the rest of a cell
-        cache = _STYLE_CACHE.setdefault(ws.parent, {})
-        _LAST_WORKBOOK[:] = weakref.ref(ws.parent), cache
+    cache = _styles(ws)
     key = (id(alignment), id(font), id(fill), number_format, quote_prefix, id(protection))
     found = cache.get(key)
     if found is None:
@@ -116,15 +126,26 @@ def text_cell(ws: WriteOnlyWorksheet, value: Any, *, wrap: bool = False, font: F
     """A string cell, whatever the text looks like: never a formula, an error value or a number."""
     text = clean_text(value)
     # quotePrefix: the text stays text when a user edits the cell (F2, Entrée).
+    quote = text.startswith(FORMULA_TRIGGERS)
+    if font is None and fill is None and protection is None and alignment is None:  # most cells: a shorter key
+        cache = _styles(ws)
+        found = cache.get((wrap, quote))
+        if found is None:
+            found = cache[wrap, quote] = style(ws, alignment=WRAP if wrap else TOP, quote_prefix=quote)
+        return rows.text(found, text, link)
     return rows.text(style(ws, alignment=alignment or (WRAP if wrap else TOP), font=font, fill=fill,
-                           quote_prefix=text.startswith(FORMULA_TRIGGERS), protection=protection), text, link)
+                           quote_prefix=quote, protection=protection), text, link)
 
 
 def number_cell(ws: WriteOnlyWorksheet, value: float | int | None, number_format: str) -> PreparedCell | None:
     """A typed number with its display format; None (an empty cell) when there is no value."""
     if value is None:
         return None
-    return rows.number(style(ws, number_format=number_format), value)
+    cache = _styles(ws)
+    found = cache.get((number_format,))
+    if found is None:
+        found = cache[number_format,] = style(ws, number_format=number_format)
+    return rows.number(found, value)
 
 
 def input_cell(ws: WriteOnlyWorksheet, value: str | float | None, *, number_format: str | None = None,

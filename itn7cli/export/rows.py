@@ -34,6 +34,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.xml.functions import fromstring
 
 _LETTERS = [get_column_letter(index) for index in range(1, 703)]  # A … ZZ
+_OPENINGS = ['<c r="' + letter for letter in _LETTERS]  # a cell's XML up to its row number
 
 
 class PreparedCell(NamedTuple):
@@ -81,17 +82,17 @@ class PreparedRow(NamedTuple):
 
 
 def prepare(cells: Sequence[PreparedCell | None], height: float | None) -> PreparedRow:
-    """A row of cells (None: no cell) and its height (None: the default), ready for `write_row`."""
-    chunks = ['<row r="', f'" ht="{safe_string(height)}" customHeight="1">' if height is not None else '">']
+    """A row of cells (None: no cell) and its height (None: the default), ready for `RowStream.write`."""
+    chunks = ['<row r="']
+    tail = f'" ht="{safe_string(height)}" customHeight="1">' if height is not None else '">'
     links = []
     for index, cell in enumerate(cells):
         if cell is not None:
-            letter = _LETTERS[index]
-            chunks[-1] += '<c r="' + letter
-            chunks.append(cell.xml)
+            chunks.append(tail + _OPENINGS[index])
+            tail = cell.xml
             if cell.link is not None:
-                links.append((letter, *cell.link))
-    chunks[-1] += "</row>"
+                links.append((_LETTERS[index], *cell.link))
+    chunks.append(tail + "</row>")
     return PreparedRow(chunks, links)
 
 
