@@ -136,6 +136,11 @@ class Table:
                 lines = max(lines, lines_needed(text, column.width))
         return cells, lines
 
+    def dossier_lead(self, row: Row) -> tuple[list[PreparedCell | None], int]:
+        """The first four cells of each of a dossier's lines (démarche, number, porteur, groupe), for `lines`."""
+        return self.some_cells([labels.demarche(row.demarche_key, short=True), number_cell(self.ws, row.number, "0"),
+                                row.porteur, row.groupe_departement])
+
     def lines(self, lead: tuple[list[PreparedCell | None], int], values: Sequence[Any]) -> None:
         """Appends a row made of a dossier's `lead` cells (`some_cells` of the first columns) and `values`."""
         if len(lead[0]) + len(values) != len(self.columns):
@@ -156,9 +161,6 @@ class Table:
         if len(self._repeated) < REPEATED_CELLS:
             self._repeated[key] = cell
         return cell
-
-    def append(self, values: Sequence[Any]) -> None:
-        self.write(prepare(*self.cells(values)))
 
     def write(self, row: PreparedRow) -> None:
         self._stream.write(row)
@@ -261,8 +263,7 @@ class ExpenseTable(Table):
         ws = self.ws
         if not row.expenses:
             return
-        lead = self.some_cells([labels.demarche(row.demarche_key, short=True), number_cell(ws, row.number, "0"),
-                                row.porteur, row.groupe_departement])
+        lead = self.dossier_lead(row)
         for position, expense in enumerate(row.expenses, start=1):
             self.lines(lead, [
                 number_cell(ws, position, "0"), expense.nature, expense.description,
@@ -287,8 +288,7 @@ class FindingTable(Table):
     def add(self, row: Row) -> None:
         if not row.findings:
             return
-        lead = self.some_cells([labels.demarche(row.demarche_key, short=True), number_cell(self.ws, row.number, "0"),
-                                row.porteur, row.groupe_departement])
+        lead = self.dossier_lead(row)
         for rule, status, message in row.findings:
             self.lines(lead, [RULE_LABELS.get(rule, rule), self.status(status, FINDING_LABELS[status]), message])
 
