@@ -28,6 +28,49 @@ def peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on BSD
 
 
+def tree_memory_mb(pid: int) -> tuple[float, float]:
+    """(PSS, RSS) in MB of process `pid` and its children, from /proc: PSS shares each page between the
+    processes that map it (a forked worker's pages still shared with its parent count once in all), RSS
+    counts it in each. (0, 0) where /proc is not Linux's."""
+    pids = [pid]
+    try:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and entry.name != str(pid):
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue  # ended meanwhile
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(int(entry.name))
+    except OSError:
+        return 0.0, 0.0
+    pss = rss = 0
+    for one in pids:
+        try:
+            for line in Path(f"/proc/{one}/smaps_rollup").read_text().splitlines():
+                if line.startswith(("Pss:", "Rss:")):
+                    kb = int(line.split()[1])
+                    pss, rss = (pss + kb, rss) if line.startswith("Pss:") else (pss, rss + kb)
+        except OSError:
+            continue
+    return pss / 1024, rss / 1024
+
+
+def run_watched(command: list[str], every: float = 0.02) -> tuple[str, float, float]:
+    """Runs `command` (it must succeed) and returns (its stdout, peak PSS, peak RSS) of its process tree,
+    sampled every `every` seconds from this process, so that the sampling costs the measured one nothing."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    peak_pss = peak_rss = 0.0
+    while process.poll() is None:
+        pss, rss = tree_memory_mb(process.pid)
+        peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
+        time.sleep(every)
+    output = process.stdout.read() if process.stdout else ""
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command, output)
+    return output, round(peak_pss, 1), round(peak_rss, 1)
+
+
 @dataclass
 class Server:
     url: str

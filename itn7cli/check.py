@@ -12,10 +12,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import multiprocessing
+import os
+import signal
+import sys
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ import msgspec
 
 from . import labels
 from . import refdata as refdata_mod
-from .config import PARIS, Settings
+from .config import PARIS, Secret, Settings
 from .queries import document
 from .rules import (
     A_VERIFIER,
@@ -42,14 +47,15 @@ from .rules import (
 from .rules.engine import UNREADABLE
 from .rules.mapping import FormRevision, revisions_from_rows
 from .rules.priority import priority
-from .store import Database, ensure_synced, open_db, parse_raw
+from .store import Database, ensure_synced, open_db, open_reader, parse_raw, store_path
 from .store import checks as checks_store
 from .store import forms as forms_store
 
 BATCH = 200  # dossiers parsed and written per transaction: bounded memory (their raw JSON), few commits
 
-__all__ = ["Summary", "config_hash", "describe_roles", "ensure_synced", "form_maps", "named_champ_types", "results",
-           "revision_news", "revision_news_at", "role_maps", "run", "siren_counts", "stale", "stored_revisions"]
+__all__ = ["Judge", "Summary", "config_hash", "describe_roles", "ensure_synced", "form_maps", "named_champ_types",
+           "results", "revision_news", "revision_news_at", "role_maps", "run", "siren_counts", "stale",
+           "stored_revisions", "workers"]
 
 
 @dataclass
@@ -127,6 +133,8 @@ def _batches(numbers: list[int]) -> Iterator[list[int]]:
         yield numbers[start:start + BATCH]
 
 
+Verdicts = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]  # (checks, findings) of one batch, as stored
+
 _encode_priority = msgspec.json.Encoder().encode  # compact UTF-8, 4 times faster than json.dumps
 
 
@@ -137,52 +145,129 @@ def unreadable_finding(since: str | None) -> Finding:
                    "il est relu à chaque synchronisation.")
 
 
-def run(db: Database, settings: Settings, *, force: bool = False) -> Summary:
-    """Checks every live dossier that needs it, and every unreadable one; stores the results."""
-    ensure_synced(db)
-    forms = form_maps(db, settings)
-    fhashes = {number: form_hash(form) for number, (_, form) in forms.items()}
-    ref = refdata_mod.load(db)
-    chash = config_hash(settings, refdata_mod.meta(db))
-    counts = checks_store.siren_counts(db)
-    context = Context(settings=settings, refdata=ref, siren_counts=counts)
-    checks_store.forget_deleted(db)
-    unreadable = checks_store.unreadable(db)
-    numbers = sorted(set(_to_check(db, chash, fhashes, counts, force)) | set(unreadable))
-    summary = Summary(checked=len(numbers))
-    for batch in _batches(numbers):
+@dataclass(frozen=True)
+class Judge:
+    """What checking a dossier reads besides the dossier, made once per run: its démarche's form, the
+    context of the rules, the fingerprints the results are stored with. It holds no token (see `run`),
+    and a worker process gets its own copy."""
+
+    forms: dict[int, tuple[str, FormMap]]
+    fhashes: dict[int, str]
+    context: Context
+    chash: str
+    unreadable: dict[int, str]
+
+    def batch(self, rows: Iterable[dict[str, Any]], stamp: str) -> Verdicts:
+        """The checks (rows of CHECK_COLUMNS) and findings (of FINDING_COLUMNS) of `rows` (from
+        `dossiers_to_check`), checked at `stamp`."""
         checks, findings = [], []
-        stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        for row in checks_store.dossiers_to_check(db, batch):
-            number, siren = row["number"], row["siren"]
-            form = forms[row["demarche_number"]][1] if row["demarche_number"] in forms else None
+        settings, counts = self.context.settings, self.context.siren_counts
+        for row in rows:
+            number, siren, demarche_number = row["number"], row["siren"], row["demarche_number"]
+            form = self.forms[demarche_number][1] if demarche_number in self.forms else None
             found: list[Finding] = []
             prio: dict[str, Any] = {"score": None, "notes": []}
             if row["raw"] is not None and form is not None:
                 # A démarche stored without its revisions (never in DS): each dossier is read by its own labels.
                 dossier = Dossier(parse_raw(row["raw"]), row["key"], form if form.revisions else form.role_map)
-                found = evaluate(dossier, context)
-                prio = priority(dossier, context)
+                found = evaluate(dossier, self.context)
+                prio = priority(dossier, self.context)
                 session = session_for(dossier.date_depot, settings.sessions)
             else:
                 session = session_for(row["date_depot"], settings.sessions)
-            if number in unreadable:
-                found.append(unreadable_finding(unreadable[number]))
-            checks.append({
-                "number": number, "demarche_number": row["demarche_number"], "session": session,
-                "status": worst(found), "priority": _encode_priority(prio).decode(), "score": prio["score"],
-                "ruleset_version": RULESET_VERSION, "config_hash": chash,
-                "form_hash": fhashes.get(row["demarche_number"]), "dossier_modified": row["modified"],
-                "dossier_synced": row["synced"], "siren": siren, "siren_count": counts.get(siren or "", 0),
-                "checked_at": stamp,
-            })
-            findings += [{"dossier_number": number, "position": i, **f.as_dict()} for i, f in enumerate(found)]
+            if number in self.unreadable:
+                found.append(unreadable_finding(self.unreadable[number]))
+            checks.append((number, demarche_number, session, worst(found), _encode_priority(prio).decode(),
+                           prio["score"], RULESET_VERSION, self.chash, self.fhashes.get(demarche_number),
+                           row["modified"], row["synced"], siren, counts.get(siren or "", 0), stamp))
+            findings += [(number, i, f.rule, f.status, f.message) for i, f in enumerate(found)]
+        return checks, findings
+
+
+def run(db: Database, settings: Settings, *, force: bool = False) -> Summary:
+    """Checks every live dossier that needs it, and every unreadable one; stores the results.
+
+    Each batch is one transaction: an interrupted run keeps the batches it saved, and the next run
+    checks the rest. Many dossiers are checked by worker processes (see `workers`)."""
+    ensure_synced(db)
+    forms = form_maps(db, settings)
+    counts = checks_store.siren_counts(db)
+    judge = Judge(forms=forms, fhashes={number: form_hash(form) for number, (_, form) in forms.items()},
+                  # The rules never call the API: the token stays out of what a worker process receives.
+                  context=Context(settings=replace(settings, token=Secret("")), refdata=refdata_mod.load(db),
+                                  siren_counts=counts),
+                  chash=config_hash(settings, refdata_mod.meta(db)), unreadable=checks_store.unreadable(db))
+    checks_store.forget_deleted(db)
+    numbers = sorted(set(_to_check(db, judge.chash, judge.fhashes, counts, force)) | set(judge.unreadable))
+    for batch, (checks, findings) in _judged(db, judge, numbers):
         checks_store.save_results(db, batch, checks, findings)
+    summary = Summary(checked=len(numbers))
     for session, status, count in checks_store.counts(db):
         summary.total += count
         summary.by_status[status] += count
         summary.by_session[session] += count
     return summary
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _judged(db: Database, judge: Judge, numbers: list[int]) -> Iterator[tuple[list[int], Verdicts]]:
+    """(batch, its verdicts) for every batch of `numbers`, in order: judged here, or by worker processes
+    while this one reads the next batches and saves the previous ones."""
+    count = workers(len(numbers))
+    if count <= 1:
+        for batch in _batches(numbers):
+            yield batch, judge.batch(checks_store.dossiers_to_check(db, batch), _stamp())
+        return
+    context = multiprocessing.get_context(START_METHOD)
+    with context.Pool(count, initializer=_start_worker, initargs=(judge, store_path(db))) as pool:
+        pending: deque[tuple[list[int], AsyncResult[Verdicts]]] = deque()
+        for batch in _batches(numbers):
+            pending.append((batch, pool.apply_async(_judge_in_worker, (batch, _stamp()))))
+            if len(pending) > 2 * count:  # a few batches ahead of each worker, no more: flat memory
+                done, result = pending.popleft()
+                yield done, result.get()
+        while pending:
+            done, result = pending.popleft()
+            yield done, result.get()
+        pool.close()
+        pool.join()
+
+
+
+PARALLEL_FROM = 2_000  # dossiers to check: below, starting processes costs more than it saves
+MAX_WORKERS = 4
+# fork starts a worker in milliseconds, with the parent's memory shared until written; elsewhere
+# (Windows, macOS) a worker is a fresh interpreter that imports itn7 and receives the Judge pickled.
+START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform == "linux" else "spawn"
+
+
+def workers(dossiers: int) -> int:
+    """Worker processes for checking `dossiers` dossiers: one per usable processor, up to MAX_WORKERS,
+    and none (checked in this process) for a small run or a single processor."""
+    if dossiers < PARALLEL_FROM:
+        return 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(usable, MAX_WORKERS))
+
+
+_WORKER: tuple[Judge, Database] | None = None  # a worker process's judge, and its own read-only connection
+
+
+def _start_worker(judge: Judge, path: Path) -> None:
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the workers
+    # A connection of the parent is never used across fork: each worker opens its own, to read only.
+    _WORKER = judge, open_reader(path)
+
+
+def _judge_in_worker(numbers: list[int], stamp: str) -> Verdicts:
+    """The verdicts of dossiers `numbers`, read by the worker itself: their JSON never goes through a pipe."""
+    assert _WORKER is not None, "a worker starts with its judge"
+    judge, db = _WORKER
+    return judge.batch(checks_store.dossiers_to_check(db, numbers), stamp)
 
 
 def results(db: Database, session: int | None = None, demarche: str | None = None,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from itn7cli import check, store, sync
 from itn7cli.cli import app
 from itn7cli.config import Secret, Settings
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+from itn7cli.store import checks as checks_store
 from itn7cli.store import unreadable as unreadable_store
 
 from .factory import dossier, find
@@ -244,18 +248,89 @@ def test_the_table_titles_each_reason_with_its_rule(db: sqlite_utils.Database) -
 DEMO_VERDICTS = "cd0b446d770a8a58e833bdfc081f071974fa9e9c2067c77d2f67890fc5bf6ec2"
 
 
-def test_the_demo_dataset_gets_exactly_the_verdicts_recorded_before_the_check_was_sped_up(tmp_path: Path) -> None:
-    dataset = Dataset.generate(seed=2021, counts={"general": 300, "labo": 60})  # what `itn7 demo` syncs
-    path = tmp_path / "demo.db"
+@pytest.fixture(scope="module")
+def demo_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The database `itn7 demo` syncs (300 + 60 dossiers), synced once for the module: copy it before use."""
+    dataset = Dataset.generate(seed=2021, counts={"general": 300, "labo": 60})
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
     with FakeDS(dataset, tokens={"demo": TokenSpec()}) as server:
         sync.sync_settings(Settings(token=Secret("demo"), api_url=server.url, demarches=dict(dataset.numbers),
                                     db_path=path), dict(dataset.numbers))
-    db = store.open_db(path)
-    check.run(db, Settings())
+    store.open_db(path).conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # one file to copy
+    return path
+
+
+def demo_copy(demo_base: Path, tmp_path: Path) -> sqlite_utils.Database:
+    path = tmp_path / "demo.db"
+    shutil.copyfile(demo_base, path)
+    return store.open_db(path)
+
+
+def verdicts_digest(db: sqlite_utils.Database) -> str:
     results = check.results(db)
     assert len(results) == 360
-    text = json.dumps(results, ensure_ascii=False, sort_keys=True)
-    assert hashlib.sha256(text.encode()).hexdigest() == DEMO_VERDICTS
+    return hashlib.sha256(json.dumps(results, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def test_the_demo_dataset_gets_exactly_the_verdicts_recorded_before_the_check_was_sped_up(
+        demo_base: Path, tmp_path: Path) -> None:
+    db = demo_copy(demo_base, tmp_path)
+    check.run(db, Settings())
+    assert verdicts_digest(db) == DEMO_VERDICTS
+
+
+def judged_elsewhere(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    """Every check run from now on judges in 2 worker processes started by `method`, batches of 50, and
+    fails if this process judges a dossier itself."""
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"démarrage « {method} » indisponible sur cette plateforme")
+    monkeypatch.setattr(check, "START_METHOD", method)
+    monkeypatch.setattr(check, "BATCH", 50)
+    monkeypatch.setattr(check, "workers", lambda dossiers: 2)
+    parent, batch = os.getpid(), check.Judge.batch
+
+    def only_in_a_worker(self: check.Judge, *args: Any) -> Any:
+        assert os.getpid() != parent, "judged in the parent process"
+        return batch(self, *args)
+
+    monkeypatch.setattr(check.Judge, "batch", only_in_a_worker)  # inherited by a fork, absent from a spawn
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_worker_processes_give_the_demo_dataset_exactly_its_recorded_verdicts(
+        demo_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    db = demo_copy(demo_base, tmp_path)
+    judged_elsewhere(monkeypatch, method)
+    assert check.run(db, Settings()).checked == 360
+    assert verdicts_digest(db) == DEMO_VERDICTS
+
+
+def test_a_check_interrupted_among_its_workers_keeps_its_saved_batches_and_the_next_run_does_the_rest(
+        demo_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = demo_copy(demo_base, tmp_path)
+    judged_elsewhere(monkeypatch, "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    save, saved = checks_store.save_results, []
+
+    def interrupted_at_the_third(db: sqlite_utils.Database, numbers: Any, *rows: Any) -> None:
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+        save(db, numbers, *rows)
+        saved.append(len(numbers))
+
+    monkeypatch.setattr(checks_store, "save_results", interrupted_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        check.run(db, Settings())
+    kept = db.execute("SELECT count(*) FROM checks").fetchone()[0]
+    monkeypatch.setattr(checks_store, "save_results", save)
+    again = check.run(db, Settings()).checked
+    assert (saved, kept, again) == ([50, 50], 100, 260)
+    assert verdicts_digest(db) == DEMO_VERDICTS
+
+
+def test_a_small_check_starts_no_process_and_a_large_one_one_per_processor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert (check.workers(check.PARALLEL_FROM - 1), check.workers(check.PARALLEL_FROM)) == (1, 3)
 
 
 @pytest.mark.parametrize("node", [{"number": 1, "decimal": 1.5, "big": 2**70, "label": "Société « é »"},
@@ -267,8 +342,6 @@ def test_a_stored_dossier_s_json_is_read_as_json_reads_it_even_where_msgspec_ref
 
 
 def test_the_dossiers_to_check_come_with_their_stored_json_as_utf8_bytes(db: sqlite_utils.Database) -> None:
-    from itn7cli.store import checks as checks_store
-
     stored = dict(db.execute("SELECT number, raw FROM dossiers").fetchall())
     assert not stored[1].isascii()  # the test means something for accented text
     rows = checks_store.dossiers_to_check(db, [3, 1])

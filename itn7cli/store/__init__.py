@@ -20,11 +20,10 @@ from .dossiers import (
     save_dossiers,
     strip_volatile,
 )
-from .schema import BOOKKEEPING, LIVE, migrations, now, open_db
+from .schema import BOOKKEEPING, LIVE, migrations, now, open_db, open_reader, store_path
 
 __all__ = [
     "BOOKKEEPING", "LIVE", "Database", "PageCounts", "applicant_name", "ensure_synced", "iter_dossiers", "last_sync",
-    "mark_deleted", "mark_vanished", "migrations", "now", "open_db", "parse_raw", "save_demarche",
-    "save_dossiers",
-    "strip_volatile",
+    "mark_deleted", "mark_vanished", "migrations", "now", "open_db", "open_reader", "parse_raw", "save_demarche",
+    "save_dossiers", "store_path", "strip_volatile",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from operator import itemgetter
 from typing import Any
 
 import sqlite_utils
@@ -77,17 +76,18 @@ def unreadable(db: sqlite_utils.Database) -> dict[int, str]:
         "WHERE d.deletion_state IS NULL")}
 
 
-def save_results(db: sqlite_utils.Database, numbers: Sequence[int], checks: Iterable[dict[str, Any]],
-                 findings: Iterable[dict[str, Any]]) -> None:
-    """Replaces the results of `numbers` by `checks` (CHECK_COLUMNS) and their `findings`, in one transaction."""
+def save_results(db: sqlite_utils.Database, numbers: Sequence[int], checks: Iterable[Sequence[Any]],
+                 findings: Iterable[Sequence[Any]]) -> None:
+    """Replaces the results of `numbers` by `checks` (rows of CHECK_COLUMNS) and their `findings` (rows of
+    FINDING_COLUMNS), in one transaction."""
     marks = _marks(numbers)
     with db.atomic():
         db.execute(f"DELETE FROM check_findings WHERE dossier_number IN ({marks})", list(numbers))
         db.execute(f"DELETE FROM checks WHERE number IN ({marks})", list(numbers))
         db.conn.executemany(f"INSERT INTO checks ({', '.join(CHECK_COLUMNS)}) VALUES ({_marks(CHECK_COLUMNS)})",
-                            map(itemgetter(*CHECK_COLUMNS), checks))
+                            checks)
         db.conn.executemany(f"INSERT INTO check_findings ({', '.join(FINDING_COLUMNS)}) "
-                            f"VALUES ({_marks(FINDING_COLUMNS)})", map(itemgetter(*FINDING_COLUMNS), findings))
+                            f"VALUES ({_marks(FINDING_COLUMNS)})", findings)
 
 
 def counts(db: sqlite_utils.Database) -> list[tuple[int | None, str, int]]:

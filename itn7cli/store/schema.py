@@ -232,6 +232,19 @@ def open_db(path: Path | str, *, must_exist: bool = False) -> sqlite_utils.Datab
     return db
 
 
+def store_path(db: sqlite_utils.Database) -> Path:
+    """The file of an open database."""
+    return Path(next(row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"))
+
+
+def open_reader(path: Path) -> sqlite_utils.Database:
+    """A read-only connection to an existing, migrated database (a worker's, beside the writer's): it
+    creates, upgrades and changes nothing."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return sqlite_utils.Database(conn)
+
+
 def side_files(path: Path) -> list[Path]:
     """The database and the files SQLite keeps next to it."""
     return [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
