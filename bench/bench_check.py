@@ -81,7 +81,7 @@ def main() -> None:
     figures = min(runs, key=lambda r: r["seconds"])
     pss, rss = max(r["peak_pss_mb"] for r in runs), max(r["peak_rss_mb"] for r in runs)
     verdict = "OK" if figures["seconds"] <= 1.5 and pss <= 100 else "HORS CIBLE"
-    best = f", meilleur de {len(runs)} processus" if len(runs) > 1 else ""
+    best = f", meilleure de {len(runs)} exécutions" if len(runs) > 1 else ""
     print(f"{figures['checked']} dossiers contrôlés (contrôle complet{best}, {figures['workers']} processus de "
           f"contrôle) : durée {figures['seconds']} s (CPU de tous les processus {figures['cpu_seconds']} s), "
           f"pic mémoire {pss} Mo (PSS de tous les processus ; RSS additionnés {rss} Mo) ; "

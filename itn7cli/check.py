@@ -18,9 +18,10 @@ import signal
 import sys
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import msgspec
 from . import labels
 from . import refdata as refdata_mod
 from .config import PARIS, Secret, Settings
+from .errors import Itn7Error
 from .queries import document
 from .rules import (
     A_VERIFIER,
@@ -215,26 +217,30 @@ def _stamp() -> str:
 
 def _judged(db: Database, judge: Judge, numbers: list[int]) -> Iterator[tuple[list[int], Verdicts]]:
     """(batch, its verdicts) for every batch of `numbers`, in order: judged here, or by worker processes
-    while this one reads the next batches and saves the previous ones."""
-    count = workers(len(numbers))
+    while this one saves the previous batches."""
+    path = store_path(db)
+    count = workers(len(numbers)) if path.name else 1  # a database in memory has no file to share
     if count <= 1:
         for batch in _batches(numbers):
             yield batch, judge.batch(checks_store.dossiers_to_check(db, batch), _stamp())
         return
-    context = multiprocessing.get_context(START_METHOD)
-    with context.Pool(count, initializer=_start_worker, initargs=(judge, store_path(db))) as pool:
-        pending: deque[tuple[list[int], AsyncResult[Verdicts]]] = deque()
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(START_METHOD),
+                               initializer=_start_worker, initargs=(judge, path))
+    try:
+        pending: deque[tuple[list[int], Future[Verdicts]]] = deque()
         for batch in _batches(numbers):
-            pending.append((batch, pool.apply_async(_judge_in_worker, (batch, _stamp()))))
+            pending.append((batch, pool.submit(_judge_in_worker, batch, _stamp())))
             if len(pending) > 2 * count:  # a few batches ahead of each worker, no more: flat memory
                 done, result = pending.popleft()
-                yield done, result.get()
+                yield done, result.result()
         while pending:
             done, result = pending.popleft()
-            yield done, result.get()
-        pool.close()
-        pool.join()
-
+            yield done, result.result()
+    except BrokenProcessPool:
+        raise Itn7Error("Un processus de contrôle s'est arrêté brutalement (mémoire insuffisante ?) : les "
+                         "dossiers déjà contrôlés restent enregistrés, relancez « itn7 check ».") from None
+    finally:  # on Ctrl-C, the batches not started are dropped: the workers finish theirs, and stop
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 PARALLEL_FROM = 2_000  # dossiers to check: below, starting processes costs more than it saves

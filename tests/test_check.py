@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from itn7cli import check, store, sync
 from itn7cli.cli import app
 from itn7cli.config import Secret, Settings
+from itn7cli.errors import Itn7Error
 from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
 from itn7cli.store import checks as checks_store
 from itn7cli.store import unreadable as unreadable_store
@@ -324,6 +325,32 @@ def test_a_check_interrupted_among_its_workers_keeps_its_saved_batches_and_the_n
     monkeypatch.setattr(checks_store, "save_results", save)
     again = check.run(db, Settings()).checked
     assert (saved, kept, again) == ([50, 50], 100, 260)
+    assert verdicts_digest(db) == DEMO_VERDICTS
+
+
+def test_a_worker_killed_mid_check_is_a_french_error_and_the_saved_batches_stay(
+        demo_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("démarrage « fork » indisponible : le test tue un processus hérité de celui-ci")
+    db = demo_copy(demo_base, tmp_path)
+    judged_elsewhere(monkeypatch, "fork")
+    batch = check.Judge.batch
+
+    def killed_at_dossier_201(self: check.Judge, rows: Any, stamp: str) -> Any:
+        if any(row["number"] == sorted_numbers[200] for row in rows):
+            os._exit(9)  # as the kernel's out-of-memory killer would, with no goodbye
+        return batch(self, rows, stamp)
+
+    sorted_numbers = checks_store.live_numbers(db)  # the order batches are made and saved in
+    monkeypatch.setattr(check.Judge, "batch", killed_at_dossier_201)
+    with pytest.raises(Itn7Error, match="processus de contrôle s'est arrêté"):
+        check.run(db, Settings())
+    saved = [n for (n,) in db.execute("SELECT number FROM checks ORDER BY number")]
+    monkeypatch.setattr(check.Judge, "batch", batch)
+    again = check.run(db, Settings()).checked
+    # Whole batches in order, up to one the crash lost at most; the next run checks exactly the rest.
+    assert (saved == sorted_numbers[:len(saved)], len(saved) % 50, len(saved) <= 200, again) == (
+        True, 0, True, 360 - len(saved))
     assert verdicts_digest(db) == DEMO_VERDICTS
 
 
