@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -57,7 +58,7 @@ BATCH = 200  # dossiers parsed and written per transaction: bounded memory (thei
 
 __all__ = ["Judge", "Summary", "config_hash", "describe_roles", "ensure_synced", "form_maps", "named_champ_types",
            "results", "revision_news", "revision_news_at", "role_maps", "run", "siren_counts", "stale",
-           "stored_revisions", "workers"]
+           "start_method", "stored_revisions", "workers"]
 
 
 @dataclass
@@ -224,7 +225,7 @@ def _judged(db: Database, judge: Judge, numbers: list[int]) -> Iterator[tuple[li
         for batch in _batches(numbers):
             yield batch, judge.batch(checks_store.dossiers_to_check(db, batch), _stamp())
         return
-    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(START_METHOD),
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(start_method()),
                                initializer=_start_worker, initargs=(judge, path))
     try:
         pending: deque[tuple[list[int], Future[Verdicts]]] = deque()
@@ -248,6 +249,12 @@ MAX_WORKERS = 4
 # fork starts a worker in milliseconds, with the parent's memory shared until written; elsewhere
 # (Windows, macOS) a worker is a fresh interpreter that imports itn7 and receives the Judge pickled.
 START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform == "linux" else "spawn"
+
+
+def start_method() -> str:
+    """START_METHOD, but spawn while another thread runs: a fork copies only the forking thread, and
+    whatever lock another one holds stays held in the child (Python 3.12 warns of it)."""
+    return START_METHOD if START_METHOD != "fork" or threading.active_count() == 1 else "spawn"
 
 
 def workers(dossiers: int) -> int:

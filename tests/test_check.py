@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +353,22 @@ def test_a_worker_killed_mid_check_is_a_french_error_and_the_saved_batches_stay(
     assert (saved == sorted_numbers[:len(saved)], len(saved) % 50, len(saved) <= 200, again) == (
         True, 0, True, 360 - len(saved))
     assert verdicts_digest(db) == DEMO_VERDICTS
+
+
+def test_workers_are_not_forked_while_another_thread_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(check, "START_METHOD", "fork")
+    with monkeypatch.context() as only_thread:  # other tests may have left a daemon thread behind
+        only_thread.setattr(threading, "active_count", lambda: 1)
+        alone = check.start_method()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        beside_a_thread = check.start_method()
+    finally:
+        stop.set()
+        other.join()
+    assert (alone, beside_a_thread) == ("fork", "spawn")
 
 
 def test_a_small_check_starts_no_process_and_a_large_one_one_per_processor(monkeypatch: pytest.MonkeyPatch) -> None:
