@@ -219,9 +219,9 @@ def _stamp() -> str:
 def _judged(db: Database, judge: Judge, numbers: list[int]) -> Iterator[tuple[list[int], Verdicts]]:
     """(batch, its verdicts) for every batch of `numbers`, in order: judged here, or by worker processes
     while this one saves the previous batches."""
-    path = store_path(db)
-    count = workers(len(numbers)) if path.name else 1  # a database in memory has no file to share
-    if count <= 1:
+    count = workers(len(numbers))
+    path = store_path(db) if count > 1 else None
+    if path is None or not path.name:  # a database in memory has no file to share
         for batch in _batches(numbers):
             yield batch, judge.batch(checks_store.dossiers_to_check(db, batch), _stamp())
         return

@@ -143,7 +143,7 @@ def test_stale_is_true_until_checked_and_again_after_a_dossier_changes(db: sqlit
 
 
 def test_the_json_format_writes_only_the_array_on_stdout(db: sqlite_utils.Database) -> None:
-    path = Path(str(db.conn.execute("PRAGMA database_list").fetchone()[2]))
+    path = store.store_path(db)
     db.close()
     result = CliRunner().invoke(app, ["check", "--db", str(path), "--format", "json", "--status", "a_verifier"])
     rows = json.loads(result.stdout)
@@ -156,7 +156,7 @@ def test_the_json_format_writes_only_the_array_on_stdout(db: sqlite_utils.Databa
 
 
 def test_the_table_shows_a_summary_per_status_and_per_session(db: sqlite_utils.Database) -> None:
-    path = Path(str(db.conn.execute("PRAGMA database_list").fetchone()[2]))
+    path = store.store_path(db)
     db.close()
     result = CliRunner().invoke(app, ["check", "--db", str(path), "--quiet"])
     assert (result.exit_code, result.stdout.splitlines()[-2:], result.stderr) == (
@@ -237,7 +237,7 @@ def test_export_sees_an_unreadable_dossier_without_results_as_stale(db: sqlite_u
 
 
 def test_the_table_titles_each_reason_with_its_rule(db: sqlite_utils.Database) -> None:
-    path = Path(str(db.conn.execute("PRAGMA database_list").fetchone()[2]))
+    path = store.store_path(db)
     db.close()
     result = CliRunner().invoke(app, ["check", "--db", str(path), "--quiet", "--demarche", "labo"],
                                 env={"COLUMNS": "300"})
