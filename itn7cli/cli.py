@@ -15,10 +15,10 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from typer import rich_utils
 
 from . import config as config_mod
 from . import sync as sync_mod
+from . import usage
 from .console import err, out
 from .errors import Itn7Error, StoreError
 from .files import STATUSES, FilesSummary
@@ -38,14 +38,7 @@ BUG_EXIT_CODE = 70  # EX_SOFTWARE: an internal error
 BUG_REPORT = ("signalez-le à l'équipe qui maintient itn7 au SGAR PACA, en joignant la commande lancée, la "
               "version (itn7 --version) et le texte ci-dessous.")
 
-# Typer's help screens in French: its fixed strings are module settings, read when help is drawn.
-for _name, _text in {
-    "DEFAULT_STRING": "[par défaut : {}]", "ENVVAR_STRING": "[variable : {}]", "REQUIRED_LONG_STRING": "[obligatoire]",
-    "ARGUMENTS_PANEL_TITLE": "Arguments", "OPTIONS_PANEL_TITLE": "Options", "COMMANDS_PANEL_TITLE": "Commandes",
-    "ERRORS_PANEL_TITLE": "Erreur", "ABORTED_TEXT": "Abandon.", "DEPRECATED_STRING": "(obsolète) ",
-    "RICH_HELP": "Aide : [blue]'{command_path} {help_option}'[/].",
-}.items():
-    setattr(rich_utils, _name, _text)
+usage.install()  # Typer's own texts (help screens, usage errors) in French
 
 # Options shared by several commands, defined once.
 DbOption = Annotated[Path | None, typer.Option("--db", envvar="ITN7_DB", help="Fichier de la base SQLite.",
@@ -339,7 +332,8 @@ app.add_typer(refdata_app, name="refdata")
 @refdata_app.command("import")
 @friendly
 def refdata_import(
-    paths: Annotated[list[Path], typer.Argument(help="Fichiers CSV, ou dossiers qui en contiennent.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="FICHIERS",
+                                                help="Fichiers CSV, ou dossiers qui en contiennent.")],
     db: DbOption = None,
 ) -> None:
     """Importe les données de référence depuis des fichiers CSV (format décrit dans le README).
@@ -877,7 +871,8 @@ def decisions_summary(ctx: typer.Context, db: DbOption = None) -> None:
 @decisions_app.command("import")
 @friendly
 def decisions_import(
-    workbook: Annotated[Path, typer.Argument(help="Classeur du comité (.xlsx produit par itn7 export), rempli.")],
+    workbook: Annotated[Path, typer.Argument(metavar="CLASSEUR",
+                                             help="Classeur du comité (.xlsx produit par itn7 export), rempli.")],
     partial: Annotated[bool, typer.Option("--partiel", help="Enregistrer les lignes sans erreur même si "
                                           "d'autres en ont.")] = False,
     quiet: QuietOption = False,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from itn7cli import store
+from itn7cli import store, usage
 from itn7cli.cli import app
 from itn7cli.rules.engine import RULE_IDS
 
@@ -73,3 +74,32 @@ def test_help_screens_use_french_for_typers_fixed_strings() -> None:
     result = CliRunner().invoke(app, ["sync", "--help"], env={"COLUMNS": "200"})
     assert "[par défaut : " in result.stdout and "[variable : ITN7_DB]" in result.stdout
     assert "[default:" not in result.stdout and "env var" not in result.stdout
+    assert "Affiche cette aide." in result.stdout and "Show this message" not in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["exprt"], "Commande inconnue : exprt. Vouliez-vous dire export ?"),
+    (["decisions", "importt"], "Commande inconnue : importt. Vouliez-vous dire import ?"),
+    (["export", "--sesion", "2"], "Option inconnue : --sesion. Vouliez-vous dire --session ?"),
+    (["annotate", "--dossier", "3"], "Option inconnue : --dossier."),
+    (["check", "--format"], "L'option --format attend une valeur."),
+    (["check", "--quiet=3"], "L'option --quiet ne prend pas de valeur."),
+    (["check", "encore"], "Argument en trop : encore."),
+    (["decisions", "import"], "Il manque l'argument CLASSEUR."),
+    (["refdata", "import"], "Il manque l'argument FICHIERS."),
+    (["export", "--session", "deux"], "Valeur refusée pour --session / -s : un nombre entier est attendu."),
+    (["sync", "--taille-max", "0"], "Valeur refusée pour --taille-max : au moins 1."),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_a_mistyped_command_is_told_in_french(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert message in result.stderr, result.stderr
+
+
+def test_a_usage_error_this_tool_does_not_know_is_shown_as_typer_wrote_it() -> None:
+    assert usage.french(click.UsageError("Something new in a later Typer")) is None
+    unknown_reason = click.BadParameter("Value must be blue", param=click.Option(["--colour"]))
+    assert usage.french(unknown_reason) is None
+    known_reason = click.BadParameter("'x' is not a valid integer.", param=click.Option(["--colour"]))
+    assert usage.french(known_reason) == "Valeur refusée pour --colour : « x » n'est pas un nombre entier."
+
