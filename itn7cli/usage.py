@@ -25,7 +25,7 @@ STRINGS = {
 HELP_OPTION = "Affiche cette aide."
 F = TypeVar("F", bound=Callable[..., Any])
 
-# English wordings of click (8.x) and Typer (0.16 to 0.29): pattern → French, with the captured groups.
+# English wordings of Typer 0.29 (tested) and of click 8 (as its source reads): pattern → French.
 _USAGE = (
     (re.compile(r"No such command '(.*?)'\.(?: Did you mean (.*)\?)?$", re.S),
      lambda m: f"Commande inconnue : {m[1]}." + (f" Vouliez-vous dire {_names(m[2])} ?" if m[2] else "")),
