@@ -104,9 +104,14 @@ def fake_server(*args: str, warm: bool = True) -> Iterator[Server]:
 
 
 def build_synced_db(path: Path, count: int, seed: int = 7) -> None:
-    """Syncs a fake dataset of `count` dossiers (a tenth of them labo) into a new database, as `itn7 sync` would."""
-    from itn7cli import config, sync
+    """Syncs a fake dataset of `count` dossiers (a tenth of them labo) into a new database, as `itn7 sync` would,
+    with the reference data `itn7 demo` imports (the communes and EPCI the fake applicants come from): the
+    rules then read the territories as a user's check does, not the shortcut of a base without them."""
+    import tempfile
+
+    from itn7cli import config, refdata, store, sync
     from itn7cli.fakeds import Dataset, FakeDS, TokenSpec
+    from itn7cli.fakeds.demo import write_refdata_csv
 
     labo = count // 10
     dataset = Dataset.generate(seed=seed, counts={"general": count - labo, "labo": labo})
@@ -114,6 +119,12 @@ def build_synced_db(path: Path, count: int, seed: int = 7) -> None:
         settings = config.Settings(token=config.Secret("bench"), api_url=server.url, demarches=dict(dataset.numbers),
                                    db_path=path, requests_per_minute=1_000_000)
         sync.sync_settings(settings, dict(dataset.numbers))
+    with tempfile.TemporaryDirectory() as folder:
+        db = store.open_db(path)
+        try:
+            refdata.import_csv(db, write_refdata_csv(Path(folder)))
+        finally:
+            db.close()
 
 
 def ensure_built(script: str, path: Path, dossiers: int) -> None:
